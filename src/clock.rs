@@ -27,7 +27,9 @@ pub(crate) fn default_clock() -> Option<fn() -> i64> {
 pub(crate) fn parse_instant(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<i64>() {
-        return secs.checked_mul(1000).ok_or_else(|| format!("`{s}` is out of range"));
+        return secs
+            .checked_mul(1000)
+            .ok_or_else(|| format!("`{s}` is out of range"));
     }
     let t = humantime::parse_rfc3339(s).map_err(|e| {
         format!("`{s}` is not an RFC 3339 UTC time like 2026-12-01T00:00:00Z or Unix seconds ({e})")
@@ -42,8 +44,14 @@ pub(crate) fn parse_instant(s: &str) -> Result<i64, String> {
 mod tests {
     #[test]
     fn instants() {
-        assert_eq!(super::parse_instant("1700000000").unwrap(), 1_700_000_000_000);
-        assert_eq!(super::parse_instant("1970-01-01T00:00:01.5Z").unwrap(), 1500);
+        assert_eq!(
+            super::parse_instant("1700000000").unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            super::parse_instant("1970-01-01T00:00:01.5Z").unwrap(),
+            1500
+        );
         assert!(super::parse_instant("yesterday").is_err());
         assert!(super::parse_instant("2026-12-01T00:00:00+01:00").is_err());
     }

@@ -75,7 +75,10 @@ pub(crate) fn normalize(
         }
         let mut b = path[i];
         if b == b'%' {
-            match (path.get(i + 1).and_then(|&h| hex(h)), path.get(i + 2).and_then(|&l| hex(l))) {
+            match (
+                path.get(i + 1).and_then(|&h| hex(h)),
+                path.get(i + 2).and_then(|&l| hex(l)),
+            ) {
                 (Some(h), Some(l)) => {
                     b = h << 4 | l;
                     i += 3;
@@ -157,7 +160,8 @@ mod tests {
 
     fn norm(p: &str) -> Result<String, Stop> {
         let mut b = KeyBuf::new();
-        normalize(p.as_bytes(), false, MAX_KEY_LEN, &mut b).map(|_| String::from_utf8(b.to_vec()).unwrap())
+        normalize(p.as_bytes(), false, MAX_KEY_LEN, &mut b)
+            .map(|_| String::from_utf8(b.to_vec()).unwrap())
     }
 
     #[test]
@@ -192,7 +196,10 @@ mod tests {
     #[test]
     fn too_long_keeps_prefix() {
         let mut b = KeyBuf::new();
-        assert_eq!(normalize(b"/ab%63def", false, 4, &mut b), Err(Stop::TooLong));
+        assert_eq!(
+            normalize(b"/ab%63def", false, 4, &mut b),
+            Err(Stop::TooLong)
+        );
         assert_eq!(&b[..], b"/abc");
         assert_eq!(raw_offset(b"/ab%63def", 4), 6);
     }
@@ -207,10 +214,24 @@ mod tests {
 
     #[test]
     fn stored_keys() {
-        assert_eq!(normalize_stored("/Go/Deal/", false).unwrap(), ("/go/deal".into(), false));
-        assert_eq!(normalize_stored("/go/docs/*", false).unwrap(), ("/go/docs".into(), true));
+        assert_eq!(
+            normalize_stored("/Go/Deal/", false).unwrap(),
+            ("/go/deal".into(), false)
+        );
+        assert_eq!(
+            normalize_stored("/go/docs/*", false).unwrap(),
+            ("/go/docs".into(), true)
+        );
         assert_eq!(normalize_stored("/*", false).unwrap(), ("".into(), true));
-        for bad in ["go/x", "/go/ x", "/go/\tx", "/go/x?y", "/go/50%off", "/go/%0a", "/go/%20"] {
+        for bad in [
+            "go/x",
+            "/go/ x",
+            "/go/\tx",
+            "/go/x?y",
+            "/go/50%off",
+            "/go/%0a",
+            "/go/%20",
+        ] {
             assert!(normalize_stored(bad, false).is_err(), "{bad:?}");
         }
         assert!(normalize_stored(&format!("/{}", "a".repeat(MAX_KEY_LEN)), false).is_err());

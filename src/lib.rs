@@ -61,9 +61,9 @@ mod target;
 #[cfg(feature = "os")]
 pub use clock::system_now_ms;
 pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERRORS, SyntaxError};
+pub use format::Format;
 #[cfg(feature = "os")]
 pub use format::load_file;
-pub use format::Format;
 pub use key::{INLINE_KEY, MAX_KEY_LEN};
 pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
 pub use redirect::{MatchedLink, PERMANENT_MAX_AGE, Redirect};

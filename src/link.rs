@@ -287,8 +287,11 @@ impl LinkBuilder {
             })?;
         let kind = target::validate(&self.target)?;
         let status = match self.status {
-            301 | 302 | 303 | 307 | 308 => StatusCode::from_u16(self.status)
-                .map_err(|_| LinkError::Status { status: self.status })?,
+            301 | 302 | 303 | 307 | 308 => {
+                StatusCode::from_u16(self.status).map_err(|_| LinkError::Status {
+                    status: self.status,
+                })?
+            }
             other => return Err(LinkError::Status { status: other }),
         };
         if self.forward_path && !prefix {
@@ -332,7 +335,11 @@ impl LinkBuilder {
                 .collect::<Tags>()
         });
         let key = if prefix {
-            if normalised.is_empty() { "/*".to_string() } else { format!("{normalised}/*") }
+            if normalised.is_empty() {
+                "/*".to_string()
+            } else {
+                format!("{normalised}/*")
+            }
         } else {
             normalised
         };
@@ -421,10 +428,15 @@ mod tests {
 
     #[test]
     fn builds_and_normalises() {
-        let l = Link::builder("/Go/Summer%2DDeal/", "https://store.com/p/123?ref=aff_01").build().unwrap();
+        let l = Link::builder("/Go/Summer%2DDeal/", "https://store.com/p/123?ref=aff_01")
+            .build()
+            .unwrap();
         assert_eq!(l.key(), "/Go/Summer-Deal");
         assert_eq!(l.status(), StatusCode::FOUND);
-        let p = Link::builder("/go/docs/*", "https://docs.example/").forward_path(true).build().unwrap();
+        let p = Link::builder("/go/docs/*", "https://docs.example/")
+            .forward_path(true)
+            .build()
+            .unwrap();
         assert!(p.is_prefix());
         assert_eq!(p.match_key(), "/go/docs");
         let all = Link::builder("/*", "https://x.example/").build().unwrap();
@@ -438,11 +450,20 @@ mod tests {
             (Link::builder("/go/x", "javascript:alert(1)"), "target"),
             (Link::builder("/go/x", "/a").status(200), "status"),
             (Link::builder("/go/x", "/a").status(404), "status"),
-            (Link::builder("/go/x", "/a").forward_path(true), "forward_path"),
-            (Link::builder("/go/x", "/a").not_before(10).not_after(5), "not_after"),
+            (
+                Link::builder("/go/x", "/a").forward_path(true),
+                "forward_path",
+            ),
+            (
+                Link::builder("/go/x", "/a").not_before(10).not_after(5),
+                "not_after",
+            ),
             (Link::builder("/go/x", "/a").tag("", "v"), "tag"),
             (Link::builder("/go/x", "/a").tag("n", "v\n"), "tag"),
-            (Link::builder("/go/x", "/a").tag("n", "v".repeat(300)), "tag"),
+            (
+                Link::builder("/go/x", "/a").tag("n", "v".repeat(300)),
+                "tag",
+            ),
         ];
         for (b, field) in cases {
             let msg = b.clone().build().expect_err(&format!("{b:?}")).to_string();
@@ -457,7 +478,11 @@ mod tests {
 
     #[test]
     fn windows() {
-        let l = Link::builder("/go/x", "/a").not_before(100).not_after(200).build().unwrap();
+        let l = Link::builder("/go/x", "/a")
+            .not_before(100)
+            .not_after(200)
+            .build()
+            .unwrap();
         assert!(!l.is_live_at(99));
         assert!(l.is_live_at(100));
         assert!(l.is_live_at(199));
@@ -468,6 +493,11 @@ mod tests {
     fn default_redirect() {
         assert_eq!(DefaultRedirect::default().target(), "/");
         assert!(DefaultRedirect::new("//evil").is_err());
-        assert!(DefaultRedirect::new("/x").unwrap().with_status(200).is_err());
+        assert!(
+            DefaultRedirect::new("/x")
+                .unwrap()
+                .with_status(200)
+                .is_err()
+        );
     }
 }

@@ -59,7 +59,9 @@ fn param_name(pair: &str) -> std::borrow::Cow<'_, str> {
 /// already has is dropped, so `?ref=attacker` or `?r%65f=attacker` never replaces `ref=aff_01`.
 pub(crate) fn build(target: &str, suffix: Option<&str>, query: Option<&str>) -> HeaderValue {
     let (path, own_query, fragment) = split_target(target);
-    let mut out = String::with_capacity(target.len() + suffix.map_or(0, str::len) + query.map_or(0, str::len) + 8);
+    let mut out = String::with_capacity(
+        target.len() + suffix.map_or(0, str::len) + query.map_or(0, str::len) + 8,
+    );
     out.push_str(path);
     if let Some(suffix) = suffix {
         // Never let the suffix start a second slash run: `/` + `//evil` must not become `//evil`.
@@ -81,7 +83,9 @@ pub(crate) fn build(target: &str, suffix: Option<&str>, query: Option<&str>) -> 
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let name = param_name(pair);
             let taken = own_query.is_some_and(|own| {
-                own.split('&').filter(|p| !p.is_empty()).any(|p| param_name(p) == name)
+                own.split('&')
+                    .filter(|p| !p.is_empty())
+                    .any(|p| param_name(p) == name)
             });
             if taken {
                 continue;
@@ -108,19 +112,46 @@ mod tests {
     #[test]
     fn query_merge_target_wins() {
         let t = "https://store.com/p/123?ref=aff_01";
-        assert_eq!(b(t, None, Some("utm=x")), "https://store.com/p/123?ref=aff_01&utm=x");
-        assert_eq!(b(t, None, Some("ref=attacker&utm=x")), "https://store.com/p/123?ref=aff_01&utm=x");
-        assert_eq!(b(t, None, Some("r%65f=attacker")), "https://store.com/p/123?ref=aff_01");
-        assert_eq!(b("https://s.com/p", None, Some("a=1&&b=2")), "https://s.com/p?a=1&b=2");
-        assert_eq!(b("https://s.com/p#top", None, Some("a=1")), "https://s.com/p?a=1#top");
-        assert_eq!(b("https://s.com/p", None, Some("a=<x>\\")), "https://s.com/p?a=%3Cx%3E%5C");
+        assert_eq!(
+            b(t, None, Some("utm=x")),
+            "https://store.com/p/123?ref=aff_01&utm=x"
+        );
+        assert_eq!(
+            b(t, None, Some("ref=attacker&utm=x")),
+            "https://store.com/p/123?ref=aff_01&utm=x"
+        );
+        assert_eq!(
+            b(t, None, Some("r%65f=attacker")),
+            "https://store.com/p/123?ref=aff_01"
+        );
+        assert_eq!(
+            b("https://s.com/p", None, Some("a=1&&b=2")),
+            "https://s.com/p?a=1&b=2"
+        );
+        assert_eq!(
+            b("https://s.com/p#top", None, Some("a=1")),
+            "https://s.com/p?a=1#top"
+        );
+        assert_eq!(
+            b("https://s.com/p", None, Some("a=<x>\\")),
+            "https://s.com/p?a=%3Cx%3E%5C"
+        );
     }
 
     #[test]
     fn path_suffix() {
-        assert_eq!(b("https://docs.example/v2", Some("/a/b"), None), "https://docs.example/v2/a/b");
-        assert_eq!(b("https://docs.example/v2/", Some("/a"), None), "https://docs.example/v2/a");
-        assert_eq!(b("https://docs.example/v2?x=1", Some("/a"), Some("y=2")), "https://docs.example/v2/a?x=1&y=2");
+        assert_eq!(
+            b("https://docs.example/v2", Some("/a/b"), None),
+            "https://docs.example/v2/a/b"
+        );
+        assert_eq!(
+            b("https://docs.example/v2/", Some("/a"), None),
+            "https://docs.example/v2/a"
+        );
+        assert_eq!(
+            b("https://docs.example/v2?x=1", Some("/a"), Some("y=2")),
+            "https://docs.example/v2/a?x=1&y=2"
+        );
         assert_eq!(b("/", Some("//evil.example"), None), "/evil.example");
         assert_eq!(b("/", Some("/\\evil.example"), None), "/evil.example");
         assert_eq!(b("/d", Some("/a?b#c"), None), "/d/a%3Fb%23c");

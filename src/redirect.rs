@@ -105,8 +105,14 @@ impl Redirect {
     pub fn cache_control(&self) -> HeaderValue {
         match self.cache_seconds {
             Some(0) => NO_STORE.clone(),
-            Some(s) => HeaderValue::from_str(&format!("max-age={s}")).unwrap_or_else(|_| NO_STORE.clone()),
-            None if matches!(self.status, StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT) => {
+            Some(s) => {
+                HeaderValue::from_str(&format!("max-age={s}")).unwrap_or_else(|_| NO_STORE.clone())
+            }
+            None if matches!(
+                self.status,
+                StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+            ) =>
+            {
                 PERMANENT.clone()
             }
             None => NO_STORE.clone(),

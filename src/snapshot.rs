@@ -103,10 +103,15 @@ enum Found<'p> {
 
 impl Snapshot {
     pub(crate) fn empty(opts: &BuildOptions, version: u64) -> Snapshot {
-        Snapshot::build(LinkSet::default(), opts, version).unwrap_or_else(|_| unreachable!("an empty set is valid"))
+        Snapshot::build(LinkSet::default(), opts, version)
+            .unwrap_or_else(|_| unreachable!("an empty set is valid"))
     }
 
-    pub(crate) fn build(set: LinkSet, opts: &BuildOptions, version: u64) -> Result<Snapshot, LoadError> {
+    pub(crate) fn build(
+        set: LinkSet,
+        opts: &BuildOptions,
+        version: u64,
+    ) -> Result<Snapshot, LoadError> {
         let content_hash = set.content_hash();
         let LinkSet { links, default, .. } = set;
         let default = default.unwrap_or_else(|| opts.default.clone());
@@ -139,7 +144,12 @@ impl Snapshot {
             let off = cur.len() as u32;
             cur.extend_from_slice(mk.as_bytes());
             cur.extend_from_slice(link.target().as_bytes());
-            layout.push((chunk_bufs.len() as u32, off, mk.len() as u16, link.target().len() as u16));
+            layout.push((
+                chunk_bufs.len() as u32,
+                off,
+                mk.len() as u16,
+                link.target().len() as u16,
+            ));
         }
         if !cur.is_empty() {
             chunk_bufs.push(cur);
@@ -163,7 +173,11 @@ impl Snapshot {
             default_status: default.status,
             content_hash,
         };
-        snap.default_location = HeaderValue::from_str(&default.target).unwrap_or_else(|_| HeaderValue::from_static("/"));
+        snap.default_location = HeaderValue::from_str(&default.target)
+            .unwrap_or_else(|_| HeaderValue::from_static("/"));
+        // A fresh `Bytes` allocates its shared refcount on the first clone; take that
+        // allocation here so resolving the default never allocates.
+        drop(snap.default_location.clone());
         let mut max_exact = 1;
         let mut max_prefix = None::<usize>;
         let mut entry_link: Vec<u32> = Vec::with_capacity(n);
@@ -176,11 +190,20 @@ impl Snapshot {
                 Ok(v) => v,
                 Err(_) => {
                     // Unreachable for a validated Link; reported rather than trusted.
-                    errors.push(origin, crate::LinkError::Field { field: "target", reason: "not a valid header value".into() });
+                    errors.push(
+                        origin,
+                        crate::LinkError::Field {
+                            field: "target",
+                            reason: "not a valid header value".into(),
+                        },
+                    );
                     continue;
                 }
             };
-            let extras = if link.tags().is_empty() && link.not_before().is_none() && link.not_after().is_none() {
+            let extras = if link.tags().is_empty()
+                && link.not_before().is_none()
+                && link.not_after().is_none()
+            {
                 NONE
             } else {
                 snap.extras.push(Extras {
@@ -208,7 +231,11 @@ impl Snapshot {
             entry_link.push(i as u32);
             let key = snap.key_of(idx);
             let hash = snap.state.hash_one(key);
-            let table = if link.is_prefix() { &snap.prefixes } else { &snap.exact };
+            let table = if link.is_prefix() {
+                &snap.prefixes
+            } else {
+                &snap.exact
+            };
             if let Some(&first) = table.find(hash, |&j| snap.key_of(j) == key) {
                 let l = entry_link[first as usize] as usize;
                 let first_origin = links[l].origin().unwrap_or(Origin::Index(l));
@@ -226,7 +253,10 @@ impl Snapshot {
             let (entries, chunks, state) = (&snap.entries, &snap.chunks, &snap.state);
             let hasher = |&j: &u32| {
                 let e = &entries[j as usize];
-                state.hash_one(&chunks[e.chunk as usize][e.key_off as usize..e.key_off as usize + e.key_len as usize])
+                state.hash_one(
+                    &chunks[e.chunk as usize]
+                        [e.key_off as usize..e.key_off as usize + e.key_len as usize],
+                )
             };
             if link.is_prefix() {
                 snap.prefixes.insert_unique(hash, idx, hasher);
@@ -319,7 +349,12 @@ impl Snapshot {
         self.resolve_parts(path, query, now_ms)
     }
 
-    pub(crate) fn resolve_parts(&self, path: &str, query: Option<&str>, now: Option<i64>) -> Redirect {
+    pub(crate) fn resolve_parts(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        now: Option<i64>,
+    ) -> Redirect {
         match self.lookup(path, now) {
             Found::Exact(i) => self.hit(i, None, query),
             Found::Prefix(i, suffix) => self.hit(i, Some(suffix), query),
@@ -329,7 +364,9 @@ impl Snapshot {
 
     /// Whether any link has a time window (resolve then needs the clock).
     pub(crate) fn needs_clock(&self) -> bool {
-        self.extras.iter().any(|x| x.not_before.is_some() || x.not_after.is_some())
+        self.extras
+            .iter()
+            .any(|x| x.not_before.is_some() || x.not_after.is_some())
     }
 
     fn hit(&self, i: u32, suffix: Option<&str>, query: Option<&str>) -> Redirect {
@@ -349,7 +386,9 @@ impl Snapshot {
             link: Some(MatchedLink {
                 key: self.chunks[e.chunk as usize].slice(off..off + e.key_len as usize),
                 index: i,
-                tags: (e.extras != NONE).then(|| self.extras[e.extras as usize].tags.clone()).flatten(),
+                tags: (e.extras != NONE)
+                    .then(|| self.extras[e.extras as usize].tags.clone())
+                    .flatten(),
                 version: self.version,
                 prefix: e.flags & F_PREFIX != 0,
             }),
@@ -392,7 +431,11 @@ impl Snapshot {
     pub fn link(&self, index: usize) -> Option<Link> {
         let e = self.entries.get(index)?;
         let key = std::str::from_utf8(self.key_of(index as u32)).ok()?;
-        let key = if e.flags & F_PREFIX != 0 { format!("{key}/*") } else { key.to_string() };
+        let key = if e.flags & F_PREFIX != 0 {
+            format!("{key}/*")
+        } else {
+            key.to_string()
+        };
         let mut b = Link::builder(key, self.target_of(index as u32))
             .status(e.status.as_u16())
             .forward_query(e.flags & F_QUERY != 0)
@@ -422,7 +465,10 @@ impl Snapshot {
 
     /// The default redirect's target and status.
     pub fn default_target(&self) -> (&str, StatusCode) {
-        (self.default_location.to_str().unwrap_or("/"), self.default_status)
+        (
+            self.default_location.to_str().unwrap_or("/"),
+            self.default_status,
+        )
     }
 
     fn same_entry(&self, i: u32, other: &Snapshot, j: u32) -> bool {
@@ -435,7 +481,11 @@ impl Snapshot {
                 x.tags == y.tags && x.not_before == y.not_before && x.not_after == y.not_after
             }
         };
-        a.location == b.location && a.status == b.status && a.flags == b.flags && a.cache == b.cache && extras_eq
+        a.location == b.location
+            && a.status == b.status
+            && a.flags == b.flags
+            && a.cache == b.cache
+            && extras_eq
     }
 
     fn find_same_kind(&self, other: &Snapshot, j: u32) -> Option<u32> {
@@ -452,7 +502,11 @@ impl Snapshot {
         let mut d = Diff::default();
         let name = |s: &Snapshot, i: u32| {
             let k = String::from_utf8_lossy(s.key_of(i)).into_owned();
-            if s.entries[i as usize].flags & F_PREFIX != 0 { format!("{k}/*") } else { k }
+            if s.entries[i as usize].flags & F_PREFIX != 0 {
+                format!("{k}/*")
+            } else {
+                k
+            }
         };
         for j in 0..new.len() as u32 {
             match self.find_same_kind(new, j) {
@@ -521,10 +575,14 @@ impl Snapshot {
                 }
                 if state[cur as usize] == 1 {
                     let from = walk.iter().position(|&w| w == cur).unwrap_or(0);
-                    let mut chain: Vec<String> =
-                        walk[from..].iter().map(|&w| links[w as usize].key().to_string()).collect();
+                    let mut chain: Vec<String> = walk[from..]
+                        .iter()
+                        .map(|&w| links[w as usize].key().to_string())
+                        .collect();
                     chain.push(links[cur as usize].key().to_string());
-                    let origin = links[cur as usize].origin().unwrap_or(Origin::Index(cur as usize));
+                    let origin = links[cur as usize]
+                        .origin()
+                        .unwrap_or(Origin::Index(cur as usize));
                     errors.push(origin, EntryProblem::Loop { chain });
                     break;
                 }

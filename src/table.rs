@@ -180,7 +180,11 @@ impl LinkTable {
     }
 
     fn now(&self, snap: &Snapshot) -> Option<i64> {
-        if snap.needs_clock() { self.shared.clock.map(|c| c()) } else { None }
+        if snap.needs_clock() {
+            self.shared.clock.map(|c| c())
+        } else {
+            None
+        }
     }
 
     /// Resolves a request path (a query string after `?` is used by `forward_query` links only).
@@ -246,7 +250,9 @@ impl LinkTable {
     /// Like [`reload`](LinkTable::reload), ignoring the `max_removed_fraction` guard.
     pub fn reload_forced(&self, links: impl Into<LinkSet>) -> Result<ReloadReport, LoadError> {
         let snap = self.prepare(links)?;
-        Ok(self.publish(snap, false).unwrap_or_else(|_| unreachable!("unguarded publish")))
+        Ok(self
+            .publish(snap, false)
+            .unwrap_or_else(|_| unreachable!("unguarded publish")))
     }
 
     /// Publishes a prepared snapshot; the `max_removed_fraction` guard applies.

@@ -47,7 +47,9 @@ pub enum TargetError {
         at: usize,
     },
     /// A backslash, which browsers read as `/`.
-    #[error("target has a backslash at byte {at}: browsers treat it as `/`; percent-encode it as `%5C`")]
+    #[error(
+        "target has a backslash at byte {at}: browsers treat it as `/`; percent-encode it as `%5C`"
+    )]
     Backslash {
         /// Its offset.
         at: usize,
@@ -56,7 +58,9 @@ pub enum TargetError {
     #[error("target starts with `//`: a protocol-relative URL; write `https://host/...` instead")]
     ProtocolRelative,
     /// A scheme other than `http`/`https`, or no scheme and no leading `/`.
-    #[error("target scheme `{scheme}` is not allowed: only http:// and https:// URLs or paths starting with `/`")]
+    #[error(
+        "target scheme `{scheme}` is not allowed: only http:// and https:// URLs or paths starting with `/`"
+    )]
     Scheme {
         /// What stood before the first `:` (truncated).
         scheme: String,
@@ -149,16 +153,21 @@ pub(crate) fn validate(target: &str) -> Result<TargetKind, TargetError> {
                     .bytes()
                     .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         } else {
-            host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            host.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         };
         if !ok {
-            return Err(TargetError::BadHost { host: host.to_string() });
+            return Err(TargetError::BadHost {
+                host: host.to_string(),
+            });
         }
         TargetKind::Absolute
     };
-    let uri: Uri = target.parse().map_err(|e: http::uri::InvalidUri| TargetError::Uri {
-        reason: e.to_string(),
-    })?;
+    let uri: Uri = target
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| TargetError::Uri {
+            reason: e.to_string(),
+        })?;
     if kind == TargetKind::Absolute && uri.host().is_none() {
         return Err(TargetError::NoHost);
     }
@@ -193,7 +202,9 @@ pub(crate) fn own_path<'a>(target: &'a str, own_hosts: &[String]) -> Option<&'a 
         }
         if end == rest.len() { "/" } else { &rest[end..] }
     };
-    let end = path_and_rest.find(['?', '#']).unwrap_or(path_and_rest.len());
+    let end = path_and_rest
+        .find(['?', '#'])
+        .unwrap_or(path_and_rest.len());
     Some(if end == 0 { "/" } else { &path_and_rest[..end] })
 }
 
@@ -220,28 +231,45 @@ mod tests {
     #[test]
     fn rejects_every_known_trick() {
         use TargetError as E;
-        let cases: &[(&str, fn(&TargetError) -> bool)] = &[
+        type Check = fn(&TargetError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, E::Empty)),
             ("javascript:alert(1)", |e| matches!(e, E::Scheme { .. })),
             ("JavaScript:alert(1)", |e| matches!(e, E::Scheme { .. })),
-            ("java\tscript:alert(1)", |e| matches!(e, E::Control { byte: 9, .. })),
-            ("\x01https://store.com/", |e| matches!(e, E::Control { at: 0, .. })),
+            ("java\tscript:alert(1)", |e| {
+                matches!(e, E::Control { byte: 9, .. })
+            }),
+            ("\x01https://store.com/", |e| {
+                matches!(e, E::Control { at: 0, .. })
+            }),
             (" https://store.com/", |e| matches!(e, E::Space { at: 0 })),
             ("data:text/html,hi", |e| matches!(e, E::Scheme { .. })),
             ("file:///etc/passwd", |e| matches!(e, E::Scheme { .. })),
             ("ftp://x.com/", |e| matches!(e, E::Scheme { .. })),
             ("//evil.example", |e| matches!(e, E::ProtocolRelative)),
             ("/\\evil.example", |e| matches!(e, E::Backslash { at: 1 })),
-            ("https:\\\\evil.example", |e| matches!(e, E::Backslash { .. })),
+            ("https:\\\\evil.example", |e| {
+                matches!(e, E::Backslash { .. })
+            }),
             ("https:evil.example", |e| matches!(e, E::MissingSlashes)),
             ("https:/evil.example", |e| matches!(e, E::MissingSlashes)),
-            ("https://store.com@evil.example/", |e| matches!(e, E::Userinfo { .. })),
+            ("https://store.com@evil.example/", |e| {
+                matches!(e, E::Userinfo { .. })
+            }),
             ("https:///path", |e| matches!(e, E::NoHost)),
             ("https://st ore.com/", |e| matches!(e, E::Space { .. })),
-            ("https://store.com/\r\nSet-Cookie:x", |e| matches!(e, E::Control { byte: 13, .. })),
-            ("https://store.com/\0", |e| matches!(e, E::Control { byte: 0, .. })),
-            ("https://store.com/\x7f", |e| matches!(e, E::Control { byte: 0x7f, .. })),
-            ("https://café.com/", |e| matches!(e, E::NonAscii { at: 11 })),
+            ("https://store.com/\r\nSet-Cookie:x", |e| {
+                matches!(e, E::Control { byte: 13, .. })
+            }),
+            ("https://store.com/\0", |e| {
+                matches!(e, E::Control { byte: 0, .. })
+            }),
+            ("https://store.com/\x7f", |e| {
+                matches!(e, E::Control { byte: 0x7f, .. })
+            }),
+            ("https://café.com/", |e| {
+                matches!(e, E::NonAscii { at: 11 })
+            }),
             ("https://store.com/é", |e| matches!(e, E::NonAscii { .. })),
             ("https://sto_re.com/", |e| matches!(e, E::BadHost { .. })),
             ("store.com/x", |e| matches!(e, E::Scheme { .. })),
@@ -252,14 +280,21 @@ mod tests {
         }
         let long = format!("https://store.com/{}", "a".repeat(MAX_TARGET_LEN));
         assert!(matches!(validate(&long), Err(E::TooLong { .. })));
-        assert!(TargetError::NonAscii { at: 3 }.to_string().contains("punycode"));
+        assert!(
+            TargetError::NonAscii { at: 3 }
+                .to_string()
+                .contains("punycode")
+        );
     }
 
     #[test]
     fn own_paths() {
         let own = vec!["links.example".to_string()];
         assert_eq!(own_path("/go/a?x", &own), Some("/go/a"));
-        assert_eq!(own_path("https://LINKS.example/go/b#f", &own), Some("/go/b"));
+        assert_eq!(
+            own_path("https://LINKS.example/go/b#f", &own),
+            Some("/go/b")
+        );
         assert_eq!(own_path("https://links.example", &own), Some("/"));
         assert_eq!(own_path("https://other.example/go/b", &own), None);
     }

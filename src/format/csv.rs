@@ -33,6 +33,14 @@ enum Col {
 
 /// Parses a CSV link file.
 pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
+    if let Some(open) = unterminated_quote(text) {
+        let (line, column) = line_col(text.as_bytes(), open);
+        return Err(syntax(
+            line,
+            column,
+            "unterminated quoted field (unbalanced quotes)",
+        ));
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -42,9 +50,18 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         None => return Ok(LinkSet::default()),
         Some(r) => r.map_err(|e| csv_error(text, &e))?,
     };
-    let names: Vec<String> = header.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
-    if names.first().map(String::as_str) != Some("key") || names.get(1).map(String::as_str) != Some("target") {
-        return Err(syntax(1, 1, "expected a header row starting with `key,target` (then status, tags...)"));
+    let names: Vec<String> = header
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if names.first().map(String::as_str) != Some("key")
+        || names.get(1).map(String::as_str) != Some("target")
+    {
+        return Err(syntax(
+            1,
+            1,
+            "expected a header row starting with `key,target` (then status, tags...)",
+        ));
     }
     let mut cols = Vec::with_capacity(names.len());
     for (i, n) in names.iter().enumerate() {
@@ -57,7 +74,13 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
             "cache_seconds" => Col::Cache,
             "not_before" => Col::NotBefore,
             "not_after" => Col::NotAfter,
-            "" => return Err(syntax(1, column_of(text, 0, i), format!("column {} has an empty header", i + 1))),
+            "" => {
+                return Err(syntax(
+                    1,
+                    column_of(text, 0, i),
+                    format!("column {} has an empty header", i + 1),
+                ));
+            }
             _ => Col::Tag(i),
         });
     }
@@ -73,17 +96,36 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         }
         let origin = Origin::Line { line, column: 1 };
         if rec.len() > cols.len() {
-            return Err(syntax(line, column_of(text, start, cols.len()), format!("row has {} fields, the header names {}", rec.len(), cols.len())));
+            return Err(syntax(
+                line,
+                column_of(text, start, cols.len()),
+                format!(
+                    "row has {} fields, the header names {}",
+                    rec.len(),
+                    cols.len()
+                ),
+            ));
         }
         if rec.len() < 2 {
-            errors.push(origin, crate::LinkError::Field { field: "target", reason: "missing".into() });
+            errors.push(
+                origin,
+                crate::LinkError::Field {
+                    field: "target",
+                    reason: "missing".into(),
+                },
+            );
             continue;
         }
         let mut b = Link::builder(&rec[0], &rec[1]).origin(origin);
         let mut bad = None;
         for (i, cell) in rec.iter().enumerate().skip(2) {
-            let at = Origin::Line { line, column: column_of(text, start, i) };
-            let fail = |field: &'static str, reason: String| (at, crate::LinkError::Field { field, reason });
+            let at = Origin::Line {
+                line,
+                column: column_of(text, start, i),
+            };
+            let fail = |field: &'static str, reason: String| {
+                (at, crate::LinkError::Field { field, reason })
+            };
             let cell_t = cell.trim();
             match cols[i] {
                 Col::Key | Col::Target => {}
@@ -95,12 +137,22 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
                 Col::ForwardQuery | Col::ForwardPath => match parse_bool(cell_t) {
                     Some(v) if matches!(cols[i], Col::ForwardQuery) => b = b.forward_query(v),
                     Some(v) => b = b.forward_path(v),
-                    None => bad = Some(fail("forward_query/forward_path", format!("`{cell_t}` is not true/false"))),
+                    None => {
+                        bad = Some(fail(
+                            "forward_query/forward_path",
+                            format!("`{cell_t}` is not true/false"),
+                        ))
+                    }
                 },
                 Col::Cache if cell_t.is_empty() => {}
                 Col::Cache => match cell_t.parse::<u32>() {
                     Ok(s) => b = b.cache_seconds(s),
-                    Err(_) => bad = Some(fail("cache_seconds", format!("`{cell_t}` is not a number of seconds"))),
+                    Err(_) => {
+                        bad = Some(fail(
+                            "cache_seconds",
+                            format!("`{cell_t}` is not a number of seconds"),
+                        ))
+                    }
                 },
                 Col::NotBefore | Col::NotAfter if cell_t.is_empty() => {}
                 Col::NotBefore => match parse_instant(cell_t) {
@@ -128,6 +180,17 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
     }
     errors.into_result()?;
     Ok(set)
+}
+
+/// Offset of a quote that is never closed (the `csv` crate accepts one at end of input).
+fn unterminated_quote(text: &str) -> Option<usize> {
+    let mut open = None;
+    for (i, b) in text.bytes().enumerate() {
+        if b == b'"' {
+            open = if open.is_some() { None } else { Some(i) };
+        }
+    }
+    open
 }
 
 /// 1-based column where field `field` of the record starting at byte `start` begins.
@@ -178,14 +241,29 @@ mod tests {
     fn errors_have_positions() {
         let cases = [
             ("target,key\n", "header row", "line 1"),
-            ("key,target\n/go/a,javascript:x\n/go/b,/ok\n/go/c,//evil\n", "2 invalid entries", "line 4"),
-            ("key,target,status\n/go/a,/x,abc\n", "status", "line 2, column 10"),
+            (
+                "key,target\n/go/a,javascript:x\n/go/b,/ok\n/go/c,//evil\n",
+                "2 invalid entries",
+                "line 4",
+            ),
+            (
+                "key,target,status\n/go/a,/x,abc\n",
+                "status",
+                "line 2, column 10",
+            ),
             ("key,target\n/go/a,/x,extra\n", "3 fields", "line 2"),
-            ("key,target,not_after\n/go/a,/x,tomorrow\n", "not_after", "line 2"),
+            (
+                "key,target,not_after\n/go/a,/x,tomorrow\n",
+                "not_after",
+                "line 2",
+            ),
         ];
         for (input, needle, pos) in cases {
             let msg = parse(input).unwrap_err().to_string();
-            assert!(msg.contains(needle) && msg.contains(pos), "{input:?} -> {msg}");
+            assert!(
+                msg.contains(needle) && msg.contains(pos),
+                "{input:?} -> {msg}"
+            );
         }
     }
 }

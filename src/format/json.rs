@@ -71,7 +71,11 @@ fn json_error(text: &str, base: usize, e: &serde_json::Error) -> LoadError {
     // serde_json positions are relative to the slice it parsed.
     let (l0, c0) = line_col(text.as_bytes(), base);
     let line = l0 + e.line().saturating_sub(1);
-    let column = if e.line() <= 1 { c0 + e.column().saturating_sub(1) } else { e.column() };
+    let column = if e.line() <= 1 {
+        c0 + e.column().saturating_sub(1)
+    } else {
+        e.column()
+    };
     syntax(line, column.max(1), format!("JSON: {e}"))
 }
 
@@ -81,9 +85,12 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
     let raws: Vec<&RawValue> = if text.trim_start().starts_with('{') {
         let d: Doc<'_> = serde_json::from_str(text).map_err(|e| json_error(text, 0, &e))?;
         if let Some(t) = d.default {
-            let mut def = DefaultRedirect::new(t).map_err(|e| syntax(1, 1, format!("default: {e}")))?;
+            let mut def =
+                DefaultRedirect::new(t).map_err(|e| syntax(1, 1, format!("default: {e}")))?;
             if let Some(s) = d.default_status {
-                def = def.with_status(s).map_err(|e| syntax(1, 1, format!("default_status: {e}")))?;
+                def = def
+                    .with_status(s)
+                    .map_err(|e| syntax(1, 1, format!("default_status: {e}")))?;
             }
             set.default = Some(def);
         }
@@ -94,7 +101,11 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         Vec::new()
     } else {
         let (line, column) = line_col(text.as_bytes(), text.len() - text.trim_start().len());
-        return Err(syntax(line, column, "JSON: expected an array of links or an object with `links`"));
+        return Err(syntax(
+            line,
+            column,
+            "JSON: expected an array of links or an object with `links`",
+        ));
     };
     let mut errors = Errors::default();
     for (i, raw) in raws.iter().enumerate() {
@@ -104,7 +115,13 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         let spec: Spec = match serde_json::from_str(raw.get()) {
             Ok(s) => s,
             Err(e) => {
-                errors.push(origin, crate::LinkError::Field { field: "link", reason: format!("entry {i}: {e}") });
+                errors.push(
+                    origin,
+                    crate::LinkError::Field {
+                        field: "link",
+                        reason: format!("entry {i}: {e}"),
+                    },
+                );
                 continue;
             }
         };
@@ -118,7 +135,10 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         if let Some(c) = spec.cache_seconds {
             b = b.cache_seconds(c);
         }
-        let times = [("not_before", &spec.not_before), ("not_after", &spec.not_after)];
+        let times = [
+            ("not_before", &spec.not_before),
+            ("not_after", &spec.not_after),
+        ];
         let mut bad = false;
         for (field, t) in times {
             match t.as_ref().map(Instant::ms) {
@@ -155,21 +175,34 @@ mod tests {
         let set = parse(r#"[{"key":"/go/a","target":"https://a.example/","status":301,"tags":{"campaign":"x"},"not_before":"2026-01-01T00:00:00Z"}]"#).unwrap();
         assert_eq!(set.links[0].status().as_u16(), 301);
         assert_eq!(set.links[0].not_before(), Some(1_767_225_600_000));
-        let set = parse(r#"{"default":"https://d.example/","links":[{"key":"/go/a","target":"/x"}]}"#).unwrap();
+        let set =
+            parse(r#"{"default":"https://d.example/","links":[{"key":"/go/a","target":"/x"}]}"#)
+                .unwrap();
         assert_eq!(set.default.unwrap().target(), "https://d.example/");
     }
 
     #[test]
     fn errors_have_positions() {
         let cases = [
-            ("[\n{\"key\":\"/go/a\",\"target\":\"/x\"},\n{\"key\":\"/go/b\",\"target\":\"data:x\"}]", "scheme", "line 3, column 1"),
-            ("[\n{\"key\":\"/go/a\",\"targt\":\"/x\"}]", "unknown field", "line 2"),
+            (
+                "[\n{\"key\":\"/go/a\",\"target\":\"/x\"},\n{\"key\":\"/go/b\",\"target\":\"data:x\"}]",
+                "scheme",
+                "line 3, column 1",
+            ),
+            (
+                "[\n{\"key\":\"/go/a\",\"targt\":\"/x\"}]",
+                "unknown field",
+                "line 2",
+            ),
             ("[\n{\"key\":\"/go/a\",\"target\":\"/x\"}", "JSON", "line 2"),
             ("42", "expected an array", "line 1"),
         ];
         for (input, needle, pos) in cases {
             let msg = parse(input).unwrap_err().to_string();
-            assert!(msg.contains(needle) && msg.contains(pos), "{input:?} -> {msg}");
+            assert!(
+                msg.contains(needle) && msg.contains(pos),
+                "{input:?} -> {msg}"
+            );
         }
     }
 }

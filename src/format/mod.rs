@@ -33,7 +33,12 @@ impl Format {
     /// The format for a file name's extension (`.map`/`.conf`, `.csv`, `.json`).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Format, LoadError> {
         let path = path.as_ref();
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("map" | "conf") => Ok(Format::NginxMap),
             Some("csv") => Ok(Format::Csv),
             Some("json") => Ok(Format::Json),

@@ -84,7 +84,11 @@ impl<'a> Lexer<'a> {
                     let mut word = Vec::new();
                     loop {
                         if self.i >= self.s.len() {
-                            return Err(syntax(line, column, "unterminated quoted string (unbalanced quotes)"));
+                            return Err(syntax(
+                                line,
+                                column,
+                                "unterminated quoted string (unbalanced quotes)",
+                            ));
                         }
                         let c = self.bump();
                         if c == quote {
@@ -96,15 +100,30 @@ impl<'a> Lexer<'a> {
                             word.push(c);
                         }
                     }
-                    if self.i < self.s.len() && !matches!(self.s[self.i], b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'}') {
-                        return Err(syntax(self.line, self.col, "unexpected character after a quoted string"));
+                    if self.i < self.s.len()
+                        && !matches!(
+                            self.s[self.i],
+                            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'}'
+                        )
+                    {
+                        return Err(syntax(
+                            self.line,
+                            self.col,
+                            "unexpected character after a quoted string",
+                        ));
                     }
-                    push(&mut out, Tok::Word(String::from_utf8_lossy(&word).into_owned()));
+                    push(
+                        &mut out,
+                        Tok::Word(String::from_utf8_lossy(&word).into_owned()),
+                    );
                 }
                 _ => {
                     let mut word = Vec::new();
                     while self.i < self.s.len()
-                        && !matches!(self.s[self.i], b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'}' | b'"' | b'\'')
+                        && !matches!(
+                            self.s[self.i],
+                            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'}' | b'"' | b'\''
+                        )
                     {
                         let c = self.bump();
                         if c == b'\\' && self.i < self.s.len() {
@@ -113,7 +132,10 @@ impl<'a> Lexer<'a> {
                             word.push(c);
                         }
                     }
-                    push(&mut out, Tok::Word(String::from_utf8_lossy(&word).into_owned()));
+                    push(
+                        &mut out,
+                        Tok::Word(String::from_utf8_lossy(&word).into_owned()),
+                    );
                 }
             }
         }
@@ -164,16 +186,34 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
                 i += 1;
                 continue;
             }
-            Tok::Close => return Err(syntax(t.line, t.column, "unexpected `}` (unbalanced braces)")),
+            Tok::Close => {
+                return Err(syntax(
+                    t.line,
+                    t.column,
+                    "unexpected `}` (unbalanced braces)",
+                ));
+            }
             Tok::Open => return Err(syntax(t.line, t.column, "unexpected `{`")),
             Tok::Semi => return Err(syntax(t.line, t.column, "unexpected `;` (empty entry)")),
-            Tok::Word(w) if w == "map" && depth == 0 && matches!(toks.get(i + 3).map(|t| &t.tok), Some(Tok::Open)) => {
+            Tok::Word(w)
+                if w == "map"
+                    && depth == 0
+                    && matches!(toks.get(i + 3).map(|t| &t.tok), Some(Tok::Open)) =>
+            {
                 if seen_map {
-                    return Err(syntax(t.line, t.column, "more than one map block; put one map per file"));
+                    return Err(syntax(
+                        t.line,
+                        t.column,
+                        "more than one map block; put one map per file",
+                    ));
                 }
                 for k in 1..=2 {
                     if !matches!(toks.get(i + k).map(|t| &t.tok), Some(Tok::Word(_))) {
-                        return Err(syntax(t.line, t.column, "expected `map $source $variable {`"));
+                        return Err(syntax(
+                            t.line,
+                            t.column,
+                            "expected `map $source $variable {`",
+                        ));
                     }
                 }
                 seen_map = true;
@@ -191,13 +231,21 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
                 Tok::Word(w) => words.push(w),
                 Tok::Semi => break,
                 Tok::Open | Tok::Close => {
-                    return Err(syntax(toks[i].line, toks[i].column, "expected `;` before this brace"));
+                    return Err(syntax(
+                        toks[i].line,
+                        toks[i].column,
+                        "expected `;` before this brace",
+                    ));
                 }
             }
             i += 1;
         }
         if i >= toks.len() {
-            return Err(syntax(t.line, t.column, "unexpected end of file: entry has no closing `;`"));
+            return Err(syntax(
+                t.line,
+                t.column,
+                "unexpected end of file: entry has no closing `;`",
+            ));
         }
         i += 1; // the `;`
         let origin = Origin::Line {
@@ -207,14 +255,28 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         let first = words[0];
         match (first, words.len()) {
             ("hostnames" | "volatile", 1) => {
-                set.notes.push(format!("{origin}: `{first}` accepted and ignored (it has no effect on path keys)"));
+                set.notes.push(format!(
+                    "{origin}: `{first}` accepted and ignored (it has no effect on path keys)"
+                ));
             }
             ("include", _) => {
-                return Err(syntax(toks[start].line, toks[start].column, "`include` is not supported; list the entries in this file"));
+                return Err(syntax(
+                    toks[start].line,
+                    toks[start].column,
+                    "`include` is not supported; list the entries in this file",
+                ));
             }
-            ("default", 2) => match check_value(words[1]).and_then(|v| DefaultRedirect::new(v).map_err(|e| e.to_string())) {
+            ("default", 2) => match check_value(words[1])
+                .and_then(|v| DefaultRedirect::new(v).map_err(|e| e.to_string()))
+            {
                 Ok(d) => set.default = Some(d),
-                Err(reason) => errors.push(origin, crate::LinkError::Field { field: "default", reason }),
+                Err(reason) => errors.push(
+                    origin,
+                    crate::LinkError::Field {
+                        field: "default",
+                        reason,
+                    },
+                ),
             },
             (_, 2) => {
                 let key = words[0];
@@ -222,12 +284,20 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
                     return Err(syntax(
                         toks[start].line,
                         toks[start].column,
-                        format!("regex keys are not supported: `{key}` (list each path as a literal key)"),
+                        format!(
+                            "regex keys are not supported: `{key}` (list each path as a literal key)"
+                        ),
                     ));
                 }
                 let key = key.strip_prefix('\\').unwrap_or(key);
                 match check_value(words[1]) {
-                    Err(reason) => errors.push(origin, crate::LinkError::Field { field: "target", reason }),
+                    Err(reason) => errors.push(
+                        origin,
+                        crate::LinkError::Field {
+                            field: "target",
+                            reason,
+                        },
+                    ),
                     Ok(target) => match Link::builder(key, target).origin(origin).build() {
                         Ok(l) => set.links.push(l),
                         Err(e) => errors.push(origin, e),
@@ -238,14 +308,21 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
                 return Err(syntax(
                     toks[start].line,
                     toks[start].column,
-                    format!("expected `key value;`, found {n} word{}", if n == 1 { "" } else { "s" }),
+                    format!(
+                        "expected `key value;`, found {n} word{}",
+                        if n == 1 { "" } else { "s" }
+                    ),
                 ));
             }
         }
     }
     if depth > 0 {
         let (line, column) = toks.last().map_or((1, 1), |t| (t.line, t.column));
-        return Err(syntax(line, column, "unexpected end of file: missing `}` (unbalanced braces)"));
+        return Err(syntax(
+            line,
+            column,
+            "unexpected end of file: missing `}` (unbalanced braces)",
+        ));
     }
     errors.into_result()?;
     Ok(set)
@@ -255,8 +332,13 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
 fn check_value(v: &str) -> Result<&str, String> {
     let b = v.as_bytes();
     for (i, &c) in b.iter().enumerate() {
-        if c == b'$' && b.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'_' || *n == b'{') {
-            return Err(format!("nginx variables in values are not supported: `{v}`"));
+        if c == b'$'
+            && b.get(i + 1)
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'_' || *n == b'{')
+        {
+            return Err(format!(
+                "nginx variables in values are not supported: `{v}`"
+            ));
         }
     }
     Ok(v)
@@ -295,19 +377,38 @@ mod tests {
     #[test]
     fn errors_have_positions() {
         let cases = [
-            ("map $uri $x {\n ~^/go/(.*) https://a/;\n}", "regex keys are not supported", "line 2"),
+            (
+                "map $uri $x {\n ~^/go/(.*) https://a/;\n}",
+                "regex keys are not supported",
+                "line 2",
+            ),
             ("/go/a \"https://a.example/;", "unbalanced quotes", "line 1"),
-            ("map $uri $x {\n/go/a https://a.example/;\n", "missing `}`", "line"),
-            ("/go/a https://a.example/;\n}", "unbalanced braces", "line 2"),
+            (
+                "map $uri $x {\n/go/a https://a.example/;\n",
+                "missing `}`",
+                "line",
+            ),
+            (
+                "/go/a https://a.example/;\n}",
+                "unbalanced braces",
+                "line 2",
+            ),
             ("/go/a https://a.example/", "no closing `;`", "line 1"),
             ("/go/a b c;", "found 3 words", "line 1"),
             ("include links.map;", "include", "line 1"),
             ("/go/a https://a.example/$arg_x;", "variables", "line 1"),
-            ("\n\n  /go/a javascript:alert(1);", "scheme", "line 3, column 3"),
+            (
+                "\n\n  /go/a javascript:alert(1);",
+                "scheme",
+                "line 3, column 3",
+            ),
         ];
         for (input, needle, pos) in cases {
             let msg = parse(input).unwrap_err().to_string();
-            assert!(msg.contains(needle) && msg.contains(pos), "{input:?} -> {msg}");
+            assert!(
+                msg.contains(needle) && msg.contains(pos),
+                "{input:?} -> {msg}"
+            );
         }
     }
 }
