@@ -46,20 +46,47 @@
 )]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "os")]
+mod click;
+mod click_id;
 mod clock;
+#[cfg(feature = "os")]
+mod drain;
 mod error;
 mod format;
+#[cfg(feature = "os")]
+mod gate;
+#[cfg(feature = "os")]
+mod ip;
 mod key;
 mod link;
 mod location;
+#[cfg(feature = "os")]
+mod recorder;
 mod redirect;
 mod set;
+#[cfg(feature = "os")]
+pub mod sink;
 mod snapshot;
 mod table;
 mod target;
+mod template;
 
 #[cfg(feature = "os")]
+pub use click::{Click, MAX_HEADER_BYTES};
+pub use click_id::{ClickId, ParseClickIdError};
+#[cfg(feature = "os")]
 pub use clock::system_now_ms;
+#[cfg(feature = "os")]
+pub use drain::{DrainBuilder, DrainGuard, RetryPolicy};
+#[cfg(feature = "os")]
+pub use gate::{BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy};
+#[cfg(feature = "os")]
+pub use ip::{ClickIp, IpPolicy, anonymize};
+#[cfg(feature = "os")]
+pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
+#[cfg(feature = "os")]
+pub use sink::{ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError};
 pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERRORS, SyntaxError};
 pub use format::Format;
 #[cfg(feature = "os")]
@@ -71,6 +98,7 @@ pub use set::LinkSet;
 pub use snapshot::{Diff, Snapshot};
 pub use table::{LinkTable, ReloadReport, TableBuilder};
 pub use target::{MAX_TARGET_LEN, TargetError};
+pub use template::{CLICK_ID as CLICK_ID_PLACEHOLDER, KEY as KEY_PLACEHOLDER};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::click_id::ClickId;
 use crate::link::Tags;
+use crate::template;
 
 /// Cache lifetime sent with 301/308 unless a link sets its own.
 pub const PERMANENT_MAX_AGE: u32 = 86_400;
@@ -21,6 +23,8 @@ pub struct Redirect {
     pub(crate) status: StatusCode,
     pub(crate) location: HeaderValue,
     pub(crate) cache_seconds: Option<u32>,
+    pub(crate) template: bool,
+    pub(crate) click_id: Option<ClickId>,
     pub(crate) link: Option<MatchedLink>,
 }
 
@@ -117,6 +121,31 @@ impl Redirect {
             }
             None => NO_STORE.clone(),
         }
+    }
+
+    /// Whether the link's target has `{click_id}`/`{key}` placeholders not yet expanded.
+    pub fn is_template(&self) -> bool {
+        self.template
+    }
+
+    /// The click id expanded into the `Location`, if the target was a template.
+    pub fn click_id(&self) -> Option<ClickId> {
+        self.click_id
+    }
+
+    /// Expands `{click_id}` and `{key}` in a template target with `id` (no-op otherwise).
+    /// [`LinkTable::resolve`](crate::LinkTable::resolve) does this with a fresh id (feature
+    /// `os`); the click pipeline's `Gate` does it with the id it records.
+    pub fn expand(&mut self, id: ClickId) {
+        if !self.template {
+            return;
+        }
+        let key = self.link.as_ref().map(MatchedLink::key).unwrap_or("");
+        let enc = id.encode();
+        let id_str = std::str::from_utf8(&enc).unwrap_or("");
+        self.location = template::expand(&self.location, id_str, key);
+        self.template = false;
+        self.click_id = Some(id);
     }
 
     /// Replaces the `Location` (used by template expansion and rules).

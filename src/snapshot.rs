@@ -31,6 +31,7 @@ const F_QUERY: u8 = 1;
 const F_PATH: u8 = 2;
 const F_PREFIX: u8 = 4;
 const F_RELATIVE: u8 = 8;
+const F_TEMPLATE: u8 = 16;
 
 #[derive(Debug)]
 struct Entry {
@@ -216,7 +217,8 @@ impl Snapshot {
             let flags = (link.forward_query() as u8 * F_QUERY)
                 | (link.forward_path() as u8 * F_PATH)
                 | (link.is_prefix() as u8 * F_PREFIX)
-                | (link.is_relative() as u8 * F_RELATIVE);
+                | (link.is_relative() as u8 * F_RELATIVE)
+                | (crate::template::is_template(link.target()) as u8 * F_TEMPLATE);
             let idx = snap.entries.len() as u32;
             snap.entries.push(Entry {
                 location,
@@ -383,6 +385,8 @@ impl Snapshot {
             status: e.status,
             location,
             cache_seconds: (e.cache != NONE).then_some(e.cache),
+            template: e.flags & F_TEMPLATE != 0,
+            click_id: None,
             link: Some(MatchedLink {
                 key: self.chunks[e.chunk as usize].slice(off..off + e.key_len as usize),
                 index: i,
@@ -401,6 +405,8 @@ impl Snapshot {
             status: self.default_status,
             location: self.default_location.clone(),
             cache_seconds: None,
+            template: false,
+            click_id: None,
             link: None,
         }
     }

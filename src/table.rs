@@ -148,6 +148,18 @@ impl Default for LinkTable {
     }
 }
 
+/// Expands a template target with a fresh click id (feature `os`; without it the placeholders
+/// stay for [`Redirect::expand`]).
+fn finish(mut r: Redirect) -> Redirect {
+    #[cfg(feature = "os")]
+    if r.is_template() {
+        r.expand(crate::click_id::ClickId::generate());
+    }
+    #[cfg(not(feature = "os"))]
+    let _ = &mut r;
+    r
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave their data inconsistent: recover.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -194,12 +206,12 @@ impl LinkTable {
     pub fn resolve(&self, path: &str) -> Redirect {
         let snap = self.shared.current.load();
         let now = self.now(&snap);
-        snap.resolve_at(path, now)
+        finish(snap.resolve_at(path, now))
     }
 
     /// Resolves with an explicit time (Unix milliseconds) for `not_before`/`not_after`.
     pub fn resolve_at(&self, path: &str, now_ms: i64) -> Redirect {
-        self.shared.current.load().resolve_at(path, Some(now_ms))
+        finish(self.shared.current.load().resolve_at(path, Some(now_ms)))
     }
 
     /// Resolves the path and query of a request.
@@ -209,6 +221,11 @@ impl LinkTable {
 
     /// Resolves the path and query of a URI.
     pub fn resolve_uri(&self, uri: &http::Uri) -> Redirect {
+        finish(self.resolve_uri_raw(uri))
+    }
+
+    /// Resolves without expanding templates (the gate expands with the id it records).
+    pub(crate) fn resolve_uri_raw(&self, uri: &http::Uri) -> Redirect {
         let snap = self.shared.current.load();
         let now = self.now(&snap);
         let (path, _) = key::split_query(uri.path());

@@ -1,0 +1,393 @@
+//! The drain thread: batches clicks from the channel into a [`ClickSink`], retries, accounts,
+//! and shuts down gracefully through a [`DrainGuard`].
+//!
+//! # Why it does not spin
+//! The drain never waits inside the channel (crossbeam's blocking `recv` spins and yields before
+//! it parks: on a 2-core machine that steals the serving core, two `sched_yield`s per click were
+//! measured). Instead it empties the channel with `try_recv`, writes, and then parks for
+//! `max_delay`. A producer wakes it early only when the channel holds a whole batch and the drain
+//! is asleep (one relaxed load per click). At 100 000 clicks/s with the defaults that is about
+//! 100 wake-ups a second, each writing ~1 000 clicks.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::click::Click;
+use crate::recorder::{ClickRecorder, FullPolicy, Shared, Stats};
+use crate::sink::ClickSink;
+
+/// How a failed batch write is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per batch in all (the first one included); then the batch counts `failed`.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubled after each.
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+type Factory<S> = Box<dyn FnMut() -> S + Send>;
+
+/// Configures and starts a click pipeline: a bounded channel, a [`ClickRecorder`] and a drain
+/// thread named `linkgate-drain` that feeds a [`ClickSink`].
+///
+/// # Default values
+/// | setting | default |
+/// |---|---|
+/// | `capacity` | 65 536 clicks (≈ 0.65 s at 100 k clicks/s; ~200 B each ≈ 13 MiB when full) |
+/// | `full_policy` | [`FullPolicy::DropNewest`] |
+/// | `max_batch` | 1 024 clicks |
+/// | `max_delay` | 100 ms (longest a click waits before its batch is written) |
+/// | `retry` | 6 attempts, backoff 20 ms doubling to 2 s (≈ 0.6 s in all) |
+/// | `shutdown_timeout` | 5 s (used by `Drop`) |
+///
+/// Size `capacity` for the longest sink stall you want to ride out without drops:
+/// `capacity ≈ peak clicks/s × stall seconds`.
+#[must_use]
+pub struct DrainBuilder<S> {
+    sink: S,
+    factory: Option<Factory<S>>,
+    capacity: usize,
+    full: FullPolicy,
+    max_batch: usize,
+    max_delay: Duration,
+    retry: RetryPolicy,
+    shutdown_timeout: Duration,
+}
+
+impl<S> std::fmt::Debug for DrainBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainBuilder")
+            .field("capacity", &self.capacity)
+            .field("full", &self.full)
+            .field("max_batch", &self.max_batch)
+            .field("max_delay", &self.max_delay)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl ClickRecorder {
+    /// Starts configuring a pipeline that drains into `sink`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use linkgate::{Click, ClickId, ClickRecorder, MemorySink};
+    /// let sink = MemorySink::new();
+    /// let (recorder, guard) = ClickRecorder::builder(sink.clone()).max_batch(256).spawn()?;
+    /// recorder.record(Click::new(0, ClickId::at(0), "/go/a", http::HeaderValue::from_static("/a"), 302));
+    /// let stats = guard.shutdown(Duration::from_secs(5));
+    /// assert_eq!((stats.recorded, stats.delivered, sink.len()), (1, 1, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn builder<S: ClickSink>(sink: S) -> DrainBuilder<S> {
+        DrainBuilder {
+            sink,
+            factory: None,
+            capacity: 65_536,
+            full: FullPolicy::DropNewest,
+            max_batch: 1024,
+            max_delay: Duration::from_millis(100),
+            retry: RetryPolicy::default(),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl<S: ClickSink> DrainBuilder<S> {
+    /// Channel capacity in clicks.
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n.max(1);
+        self
+    }
+    /// What `record` does when the channel is full.
+    pub fn full_policy(mut self, p: FullPolicy) -> Self {
+        self.full = p;
+        self
+    }
+    /// Most clicks per `write`.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+    /// Longest a click waits in the channel before its (partial) batch is written.
+    pub fn max_delay(mut self, d: Duration) -> Self {
+        self.max_delay = d.max(Duration::from_micros(100));
+        self
+    }
+    /// How failed writes are retried.
+    pub fn retry(mut self, r: RetryPolicy) -> Self {
+        self.retry = RetryPolicy {
+            max_attempts: r.max_attempts.max(1),
+            ..r
+        };
+        self
+    }
+    /// Deadline `Drop` gives the graceful shutdown.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+    /// Rebuilds the sink after it panics (otherwise the same sink keeps being used).
+    pub fn sink_factory(mut self, f: impl FnMut() -> S + Send + 'static) -> Self {
+        self.factory = Some(Box::new(f));
+        self
+    }
+
+    /// Starts the drain thread.
+    pub fn spawn(self) -> std::io::Result<(ClickRecorder, DrainGuard)> {
+        let (tx, rx) = crossbeam_channel::bounded(self.capacity);
+        let shared = Arc::new(Shared::new(rx, self.max_batch));
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let drain = Drain {
+            sink: self.sink,
+            factory: self.factory,
+            shared: shared.clone(),
+            max_batch: self.max_batch,
+            max_delay: self.max_delay,
+            retry: self.retry,
+        };
+        let handle = std::thread::Builder::new()
+            .name("linkgate-drain".into())
+            .spawn(move || drain.run(done_tx))?;
+        let _ = shared.drain.set(handle.thread().clone());
+        Ok((
+            ClickRecorder {
+                tx,
+                shared: shared.clone(),
+                full: self.full,
+            },
+            DrainGuard {
+                shared,
+                done: done_rx,
+                handle: Some(handle),
+                timeout: self.shutdown_timeout,
+                finished: None,
+            },
+        ))
+    }
+}
+
+struct Drain<S> {
+    sink: S,
+    factory: Option<Factory<S>>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    max_delay: Duration,
+    retry: RetryPolicy,
+}
+
+impl<S: ClickSink> Drain<S> {
+    fn run(mut self, done: Sender<()>) {
+        let mut batch: Vec<Click> = Vec::with_capacity(self.max_batch);
+        loop {
+            batch.clear();
+            while batch.len() < self.max_batch {
+                match self.shared.rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.deliver(&batch);
+                if batch.len() == self.max_batch {
+                    continue;
+                }
+            }
+            if self.shared.closing.load(Ordering::SeqCst) {
+                if self.shared.rx.is_empty() && self.shared.in_flight() == 0 {
+                    break;
+                }
+                if self.shared.past_deadline() {
+                    self.fail_queued("not delivered before the shutdown deadline");
+                    break;
+                }
+                if self.shared.rx.is_empty() {
+                    // A producer counted a click but has not sent it yet: it is microseconds away.
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            self.shared.sleeping.store(true, Ordering::SeqCst);
+            if self.shared.rx.len() < self.max_batch && !self.shared.closing.load(Ordering::SeqCst) {
+                std::thread::park_timeout(self.max_delay);
+            }
+            self.shared.sleeping.store(false, Ordering::Relaxed);
+        }
+        let flushed = catch_unwind(AssertUnwindSafe(|| self.sink.flush()));
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.shared.set_error(format!("flush: {e}")),
+            Err(_) => self.shared.set_error("flush: sink panicked".into()),
+        }
+        let _ = done.send(());
+    }
+
+    fn fail_queued(&self, why: &str) {
+        let mut n = 0u64;
+        while self.shared.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        if n > 0 {
+            self.shared.failed.fetch_add(n, Ordering::SeqCst);
+            self.shared.set_error(format!("{n} clicks {why}"));
+        }
+    }
+
+    fn deliver(&mut self, batch: &[Click]) {
+        let s = &*self.shared;
+        let n = batch.len() as u64;
+        let mut attempt = 1;
+        let mut backoff = self.retry.initial_backoff;
+        loop {
+            let sink = &mut self.sink;
+            match catch_unwind(AssertUnwindSafe(|| sink.write(batch))) {
+                Ok(Ok(())) => {
+                    s.delivered.fetch_add(n, Ordering::SeqCst);
+                    s.batches.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    let give_up = !e.is_retryable() || attempt >= self.retry.max_attempts || s.past_deadline();
+                    s.set_error(if give_up {
+                        format!("batch of {n} failed after {attempt} attempt(s): {e}")
+                    } else {
+                        e.to_string()
+                    });
+                    if give_up {
+                        s.failed.fetch_add(n, Ordering::SeqCst);
+                        return;
+                    }
+                    s.retries.fetch_add(1, Ordering::Relaxed);
+                    attempt += 1;
+                    self.sleep(backoff);
+                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                }
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    s.set_error(format!("sink panicked on a batch of {n}: {msg}"));
+                    s.failed.fetch_add(n, Ordering::SeqCst);
+                    if let Some(f) = &mut self.factory {
+                        match catch_unwind(AssertUnwindSafe(f)) {
+                            Ok(fresh) => self.sink = fresh,
+                            Err(_) => s.set_error("sink factory panicked; keeping the old sink".into()),
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits out a backoff; cut short only when a shutdown deadline has passed.
+    fn sleep(&self, d: Duration) {
+        let until = Instant::now() + d;
+        loop {
+            let now = Instant::now();
+            if now >= until || self.shared.past_deadline() {
+                return;
+            }
+            std::thread::park_timeout(until - now);
+        }
+    }
+}
+
+/// Owns the drain thread. [`shutdown`](DrainGuard::shutdown) — or dropping the guard — stops
+/// intake, writes everything queued, calls the sink's `flush`, joins the thread and returns the
+/// final [`Stats`].
+///
+/// # Guarantees
+/// - Clicks recorded after shutdown began are counted `dropped_closed` (the redirect is still
+///   served).
+/// - After a graceful shutdown `recorded = delivered + dropped + failed` exactly.
+/// - The shutdown never waits past its deadline: clicks not delivered by then are counted
+///   `failed` and named in `last_error`; if the sink itself is stuck, its batch stays
+///   `in_flight` in the returned stats and the thread is left behind.
+/// - `process::exit` (or a panic with `panic = "abort"`) skips `Drop`: whatever is queued then is
+///   lost. Shut down explicitly before exiting.
+#[must_use = "dropping the guard shuts the click pipeline down"]
+pub struct DrainGuard {
+    shared: Arc<Shared>,
+    done: Receiver<()>,
+    handle: Option<JoinHandle<()>>,
+    timeout: Duration,
+    finished: Option<Stats>,
+}
+
+impl std::fmt::Debug for DrainGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainGuard").field("finished", &self.finished.is_some()).finish()
+    }
+}
+
+impl DrainGuard {
+    /// The pipeline's counters now.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Shuts down gracefully within `timeout` and returns the final counters.
+    pub fn shutdown(mut self, timeout: Duration) -> Stats {
+        self.finish(timeout)
+    }
+
+    fn finish(&mut self, timeout: Duration) -> Stats {
+        if let Some(s) = &self.finished {
+            return s.clone();
+        }
+        self.shared.begin_shutdown(timeout);
+        self.shared.wake_drain();
+        // A little grace past the deadline for the final flush.
+        let grace = Duration::from_millis(200);
+        match self.done.recv_timeout(timeout + grace) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if let Some(h) = self.handle.take() {
+                    let _ = h.join();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // The sink is stuck: account for what is still queued and leave the thread.
+                let mut n = 0u64;
+                while self.shared.rx.try_recv().is_ok() {
+                    n += 1;
+                }
+                self.shared.failed.fetch_add(n, Ordering::SeqCst);
+                self.shared.set_error(format!(
+                    "shutdown: drain did not finish within {timeout:?} (sink blocked); {n} queued clicks counted failed, {} still held by the sink",
+                    self.shared.in_flight()
+                ));
+                self.handle.take();
+            }
+        }
+        let stats = self.shared.stats();
+        self.finished = Some(stats.clone());
+        stats
+    }
+}
+
+impl Drop for DrainGuard {
+    fn drop(&mut self) {
+        let t = self.timeout;
+        self.finish(t);
+    }
+}

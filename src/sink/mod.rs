@@ -1,0 +1,87 @@
+//! Where clicks go: the [`ClickSink`] trait and the built-in sinks (one file each).
+
+mod counting;
+mod fanout;
+mod func;
+mod jsonl;
+mod memory;
+
+pub use counting::CountingSink;
+pub use fanout::{FanoutSink, FanoutStats};
+pub use func::FnSink;
+pub use jsonl::JsonLinesSink;
+pub use memory::MemorySink;
+
+use crate::click::Click;
+
+/// Why a sink could not take a batch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// An I/O error (retried).
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A temporary failure (retried with backoff).
+    #[error("{0}")]
+    Transient(String),
+    /// The destination refused the batch for good: counted `failed` at once, not retried.
+    #[error("rejected, not retried: {0}")]
+    Permanent(String),
+}
+
+impl SinkError {
+    /// Whether retrying could help.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, SinkError::Permanent(_))
+    }
+}
+
+/// A destination for clicks, driven by the drain thread.
+///
+/// What a sink may assume:
+/// - `write` and `flush` are called only on the drain thread (`linkgate-drain`), never
+///   concurrently, never from a request.
+/// - A batch holds 1 to `max_batch` clicks in record order per producing thread (clicks from
+///   different threads interleave in the order they entered the channel).
+/// - **At-least-once**: after an error, the *same* batch is written again (with backoff) until it
+///   succeeds or the retry budget is spent. A sink that wrote part of a batch before failing will
+///   see that part again: it must tolerate a redelivered batch (consumers dedupe by `click_id`).
+/// - `flush` is called at shutdown (and after each batch if the sink wants durability per batch,
+///   it does that inside `write`). A panic in `write` is caught: the batch is counted failed and
+///   draining goes on (with a fresh sink if the pipeline has a factory).
+///
+/// `()` is a sink that accepts and discards everything; any
+/// `FnMut(&[Click]) -> Result<(), SinkError> + Send + 'static` closure is a sink.
+pub trait ClickSink: Send + 'static {
+    /// Takes one batch. `Ok` means every click of it is delivered.
+    fn write(&mut self, batch: &[Click]) -> Result<(), SinkError>;
+
+    /// Makes delivered clicks durable (fsync, broker flush...). Default: nothing to do.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+impl ClickSink for () {
+    fn write(&mut self, _batch: &[Click]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+impl<F> ClickSink for F
+where
+    F: FnMut(&[Click]) -> Result<(), SinkError> + Send + 'static,
+{
+    fn write(&mut self, batch: &[Click]) -> Result<(), SinkError> {
+        self(batch)
+    }
+}
+
+impl ClickSink for Box<dyn ClickSink> {
+    fn write(&mut self, batch: &[Click]) -> Result<(), SinkError> {
+        (**self).write(batch)
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        (**self).flush()
+    }
+}
