@@ -35,7 +35,9 @@ const BATCH: usize = 64;
 // (`https://store.example.com/p/0123456?ref=aff_0042&utm=abcdefgh`).
 
 fn letters(rng: &mut StdRng, n: usize) -> String {
-    (0..n).map(|_| rng.random_range(b'a'..=b'z') as char).collect()
+    (0..n)
+        .map(|_| rng.random_range(b'a'..=b'z') as char)
+        .collect()
 }
 
 fn key(i: usize, rng: &mut StdRng) -> String {
@@ -43,7 +45,11 @@ fn key(i: usize, rng: &mut StdRng) -> String {
 }
 
 fn target(i: usize, rng: &mut StdRng) -> String {
-    format!("https://store.example.com/p/{i:07}?ref=aff_{:04}&utm={}", i % 10_000, letters(rng, 8))
+    format!(
+        "https://store.example.com/p/{i:07}?ref=aff_{:04}&utm={}",
+        i % 10_000,
+        letters(rng, 8)
+    )
 }
 
 /// Fresh `String`s in a random order (allocated in that order, so the list itself is read
@@ -51,7 +57,9 @@ fn target(i: usize, rng: &mut StdRng) -> String {
 fn shuffled(keys: &[String], rng: &mut StdRng) -> Vec<String> {
     let mut idx: Vec<usize> = (0..keys.len()).collect();
     idx.shuffle(rng);
-    idx.into_iter().map(|i| keys[i].as_str().to_owned()).collect()
+    idx.into_iter()
+        .map(|i| keys[i].as_str().to_owned())
+        .collect()
 }
 
 struct Data {
@@ -76,13 +84,20 @@ impl Data {
         let keys: Vec<String> = (0..n).map(|i| key(i, &mut rng)).collect();
         let targets: Vec<String> = (0..n).map(|i| target(i, &mut rng)).collect();
         let miss_keys: Vec<String> = (0..n).map(|i| key(n + i, &mut rng)).collect();
-        let links: Vec<Link> =
-            keys.iter().zip(&targets).map(|(k, t)| Link::new(k.as_str(), t.as_str()).unwrap()).collect();
+        let links: Vec<Link> = keys
+            .iter()
+            .zip(&targets)
+            .map(|(k, t)| Link::new(k.as_str(), t.as_str()).unwrap())
+            .collect();
         let table = LinkTable::new();
         table.reload(links.clone()).unwrap();
-        let floor: hashbrown::HashMap<Box<str>, usize> =
-            keys.iter().enumerate().map(|(i, k)| (Box::from(k.as_str()), i)).collect();
-        let naive: StdHashMap<String, String> = keys.iter().cloned().zip(targets.iter().cloned()).collect();
+        let floor: hashbrown::HashMap<Box<str>, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (Box::from(k.as_str()), i))
+            .collect();
+        let naive: StdHashMap<String, String> =
+            keys.iter().cloned().zip(targets.iter().cloned()).collect();
         let hits = shuffled(&keys, &mut rng);
         let hits2 = shuffled(&keys, &mut rng);
         let misses = shuffled(&miss_keys, &mut rng);
@@ -97,7 +112,17 @@ impl Data {
             assert!(table.resolve(k).is_default());
             assert!(!floor.contains_key(k.as_str()));
         }
-        Data { n, links, table, floor, naive: RwLock::new(naive), hits, hits2, misses, misses2 }
+        Data {
+            n,
+            links,
+            table,
+            floor,
+            naive: RwLock::new(naive),
+            hits,
+            hits2,
+            misses,
+            misses2,
+        }
     }
 
     fn label(&self) -> &'static str {
@@ -257,7 +282,9 @@ fn bench_scaling(c: &mut Criterion, d: &Data) {
 
 fn bench_reload(c: &mut Criterion, d: &Data) {
     let mut g = c.benchmark_group(format!("reload_{}", d.label()));
-    g.sample_size(10).sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(d.n as u64));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(d.n as u64));
     g.bench_function("prepare_swap", |b| {
         b.iter_batched(
             || d.links.clone(),
@@ -297,7 +324,14 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 fn summary(mut v: Vec<f64>) -> [f64; 6] {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    [pct(&v, 50.0), pct(&v, 90.0), pct(&v, 99.0), pct(&v, 99.9), *v.last().unwrap(), v.len() as f64]
+    [
+        pct(&v, 50.0),
+        pct(&v, 90.0),
+        pct(&v, 99.0),
+        pct(&v, 99.9),
+        *v.last().unwrap(),
+        v.len() as f64,
+    ]
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -307,7 +341,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn latency_section(d: &Data, rounds: usize, dur: Duration) {
     println!();
-    println!("p99_reload: table of {} links; per-resolve ns = time of a batch of {BATCH} hits / {BATCH}", d.n);
+    println!(
+        "p99_reload: table of {} links; per-resolve ns = time of a batch of {BATCH} hits / {BATCH}",
+        d.n
+    );
     println!(
         "p99_reload: {rounds} rounds of {dur:?} each: idle, then beside a thread that only spins (control), then beside a thread reloading {} links in a loop",
         d.n
@@ -381,9 +418,17 @@ fn latency_section(d: &Data, rounds: usize, dur: Duration) {
         );
     }
     let t = reload_times.into_inner().unwrap();
-    let (prep, swap, total): (Vec<f64>, Vec<f64>, Vec<f64>) =
-        (t.iter().map(|x| x.0).collect(), t.iter().map(|x| x.1).collect(), t.iter().map(|x| x.2).collect());
-    let mm = |v: &[f64]| (v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(0.0, f64::max));
+    let (prep, swap, total): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+        t.iter().map(|x| x.0).collect(),
+        t.iter().map(|x| x.1).collect(),
+        t.iter().map(|x| x.2).collect(),
+    );
+    let mm = |v: &[f64]| {
+        (
+            v.iter().cloned().fold(f64::MAX, f64::min),
+            v.iter().cloned().fold(0.0, f64::max),
+        )
+    };
     println!(
         "p99_reload: reloads while a reader runs ({}): prepare median {:.0} ms, swap median {:.0} ms, total median {:.0} ms (min {:.0}, max {:.0})",
         t.len(),
@@ -400,10 +445,23 @@ fn latency_section(d: &Data, rounds: usize, dur: Duration) {
 /// The first positional argument (criterion's filter), skipping the values of options.
 fn filter_arg() -> Option<String> {
     const WITH_VALUE: &[&str] = &[
-        "--warm-up-time", "--measurement-time", "--sample-size", "--save-baseline", "--baseline",
-        "--load-baseline", "--output-format", "--color", "--noise-threshold", "--confidence-level",
-        "--significance-level", "--nresamples", "--profile-time", "--plotting-backend", "--format",
-        "--logfile", "-c",
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--output-format",
+        "--color",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--profile-time",
+        "--plotting-backend",
+        "--format",
+        "--logfile",
+        "-c",
     ];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -420,7 +478,11 @@ fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let filter = filter_arg();
     let mut c = Criterion::default().configure_from_args();
-    let sizes: &[usize] = if bench_mode { &[100_000, 1_000_000] } else { &[10_000] };
+    let sizes: &[usize] = if bench_mode {
+        &[100_000, 1_000_000]
+    } else {
+        &[10_000]
+    };
     for &n in sizes {
         let d = Data::new(n);
         bench_lookups(&mut c, &d);

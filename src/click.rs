@@ -61,7 +61,13 @@ pub struct Click {
 
 impl Click {
     /// A click with the required fields; the rest empty.
-    pub fn new(ts: i64, click_id: ClickId, key: impl Into<Bytes>, location: HeaderValue, status: u16) -> Click {
+    pub fn new(
+        ts: i64,
+        click_id: ClickId,
+        key: impl Into<Bytes>,
+        location: HeaderValue,
+        status: u16,
+    ) -> Click {
         Click {
             ts,
             click_id,
@@ -151,8 +157,15 @@ impl Click {
             }
             _ => out.extend_from_slice(b"{}"),
         }
-        out.extend_from_slice(if self.matched { b",\"matched\":true" } else { b",\"matched\":false" });
-        for (name, v) in [(&b",\"bot\":"[..], self.bot), (b",\"unique\":", self.unique)] {
+        out.extend_from_slice(if self.matched {
+            b",\"matched\":true"
+        } else {
+            b",\"matched\":false"
+        });
+        for (name, v) in [
+            (&b",\"bot\":"[..], self.bot),
+            (b",\"unique\":", self.unique),
+        ] {
             out.extend_from_slice(name);
             out.extend_from_slice(match v {
                 Some(true) => b"true",
@@ -299,7 +312,11 @@ mod tests {
         );
         let obs = HeaderValue::from_bytes(b"caf\xe9").unwrap();
         c.referer = Some(obs);
-        assert!(String::from_utf8(c.to_json()).unwrap().contains("caf\u{fffd}"));
+        assert!(
+            String::from_utf8(c.to_json())
+                .unwrap()
+                .contains("caf\u{fffd}")
+        );
     }
 
     #[test]

@@ -67,7 +67,8 @@ impl ClickId {
             let ms = (unix_ms.max(0) as u64) & ((1 << 48) - 1);
             if ms > last_ms {
                 last_ms = ms;
-                random = (u128::from(wyrand(&mut rng)) << 16 | u128::from(wyrand(&mut rng) as u16)) & RANDOM_MASK;
+                random = (u128::from(wyrand(&mut rng)) << 16 | u128::from(wyrand(&mut rng) as u16))
+                    & RANDOM_MASK;
                 // Leave room to increment within the millisecond without overflow.
                 random &= !(1 << 79);
             } else {
@@ -163,7 +164,10 @@ mod tests {
         assert_eq!(s.parse::<ClickId>().unwrap(), id);
         assert!("not-an-id".parse::<ClickId>().is_err());
         assert_eq!(ClickId::from(0).to_string(), "00000000000000000000000000");
-        assert_eq!(ClickId::from(u128::MAX).to_string(), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        assert_eq!(
+            ClickId::from(u128::MAX).to_string(),
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        );
     }
 
     #[test]

@@ -225,7 +225,8 @@ impl<S: ClickSink> Drain<S> {
                 continue;
             }
             self.shared.sleeping.store(true, Ordering::SeqCst);
-            if self.shared.rx.len() < self.max_batch && !self.shared.closing.load(Ordering::SeqCst) {
+            if self.shared.rx.len() < self.max_batch && !self.shared.closing.load(Ordering::SeqCst)
+            {
                 std::thread::park_timeout(self.max_delay);
             }
             self.shared.sleeping.store(false, Ordering::Relaxed);
@@ -264,7 +265,9 @@ impl<S: ClickSink> Drain<S> {
                     return;
                 }
                 Ok(Err(e)) => {
-                    let give_up = !e.is_retryable() || attempt >= self.retry.max_attempts || s.past_deadline();
+                    let give_up = !e.is_retryable()
+                        || attempt >= self.retry.max_attempts
+                        || s.past_deadline();
                     s.set_error(if give_up {
                         format!("batch of {n} failed after {attempt} attempt(s): {e}")
                     } else {
@@ -290,7 +293,9 @@ impl<S: ClickSink> Drain<S> {
                     if let Some(f) = &mut self.factory {
                         match catch_unwind(AssertUnwindSafe(f)) {
                             Ok(fresh) => self.sink = fresh,
-                            Err(_) => s.set_error("sink factory panicked; keeping the old sink".into()),
+                            Err(_) => {
+                                s.set_error("sink factory panicked; keeping the old sink".into())
+                            }
                         }
                     }
                     return;
@@ -336,7 +341,9 @@ pub struct DrainGuard {
 
 impl std::fmt::Debug for DrainGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DrainGuard").field("finished", &self.finished.is_some()).finish()
+        f.debug_struct("DrainGuard")
+            .field("finished", &self.finished.is_some())
+            .finish()
     }
 }
 

@@ -73,7 +73,8 @@ impl Decision {
             Decision::MethodNotAllowed => {
                 let mut r = Response::new(body);
                 *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-                r.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                r.headers_mut()
+                    .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
                 Some(r)
             }
         }
@@ -114,11 +115,19 @@ impl TrustedProxy {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, canonical(ip)) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let m = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
+                let m = if self.bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.bits)
+                };
                 u32::from(n) & m == u32::from(a) & m
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let m = if self.bits == 0 { 0 } else { u128::MAX << (128 - self.bits) };
+                let m = if self.bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.bits)
+                };
                 u128::from(n) & m == u128::from(a) & m
             }
             _ => false,
@@ -297,7 +306,14 @@ impl Gate {
         })
     }
 
-    fn click(&self, parts: &Parts, peer: Option<IpAddr>, r: &Redirect, ts: i64, click_id: ClickId) -> Click {
+    fn click(
+        &self,
+        parts: &Parts,
+        peer: Option<IpAddr>,
+        r: &Redirect,
+        ts: i64,
+        click_id: ClickId,
+    ) -> Click {
         let b = &self.b;
         let h = &parts.headers;
         let key = match r.link() {
@@ -316,8 +332,15 @@ impl Gate {
             ip: self.client_ip(parts, peer).and_then(|ip| b.ip.apply(ip)),
             user_agent: h.get(USER_AGENT).map(|v| bounded(v, MAX_HEADER_BYTES)),
             referer: h.get(REFERER).map(|v| bounded(v, MAX_HEADER_BYTES)),
-            country: b.country.as_ref().and_then(|n| h.get(n)).map(|v| bounded(v, 16)),
-            path_and_query: parts.uri.query().and_then(|_| parts.uri.path_and_query().cloned()),
+            country: b
+                .country
+                .as_ref()
+                .and_then(|n| h.get(n))
+                .map(|v| bounded(v, 16)),
+            path_and_query: parts
+                .uri
+                .query()
+                .and_then(|_| parts.uri.path_and_query().cloned()),
             tags: r.link().and_then(|l| l.tags_shared().cloned()),
             matched: r.matched(),
             bot: None,
@@ -354,10 +377,21 @@ impl Gate {
                 }
             }
         } else {
-            for v in parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()) {
+            for v in parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+            {
                 chain.extend(v.split(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()));
             }
         }
-        Some(chain.into_iter().rev().find(|ip| !trusted(*ip)).unwrap_or(peer))
+        Some(
+            chain
+                .into_iter()
+                .rev()
+                .find(|ip| !trusted(*ip))
+                .unwrap_or(peer),
+        )
     }
 }

@@ -110,10 +110,27 @@ mod tests {
     #[test]
     fn anonymisation() {
         let p = IpPolicy::default();
-        assert_eq!(p.apply(ip("203.0.113.77")).unwrap().to_string(), "203.0.113.0");
-        assert_eq!(p.apply(ip("2001:db8:abcd:1234:5678::1")).unwrap().to_string(), "2001:db8:abcd::");
-        assert_eq!(p.apply(ip("::ffff:203.0.113.77")).unwrap().to_string(), "203.0.113.0");
-        assert_eq!(IpPolicy::Raw.apply(ip("::ffff:203.0.113.77")).unwrap().to_string(), "203.0.113.77");
+        assert_eq!(
+            p.apply(ip("203.0.113.77")).unwrap().to_string(),
+            "203.0.113.0"
+        );
+        assert_eq!(
+            p.apply(ip("2001:db8:abcd:1234:5678::1"))
+                .unwrap()
+                .to_string(),
+            "2001:db8:abcd::"
+        );
+        assert_eq!(
+            p.apply(ip("::ffff:203.0.113.77")).unwrap().to_string(),
+            "203.0.113.0"
+        );
+        assert_eq!(
+            IpPolicy::Raw
+                .apply(ip("::ffff:203.0.113.77"))
+                .unwrap()
+                .to_string(),
+            "203.0.113.77"
+        );
         assert_eq!(IpPolicy::Omit.apply(ip("203.0.113.77")), None);
     }
 

@@ -56,6 +56,8 @@ mod error;
 mod format;
 #[cfg(feature = "os")]
 mod gate;
+#[cfg(any(feature = "tower", feature = "actix"))]
+pub mod integration;
 #[cfg(feature = "os")]
 mod ip;
 mod key;
@@ -79,22 +81,28 @@ pub use click_id::{ClickId, ParseClickIdError};
 pub use clock::system_now_ms;
 #[cfg(feature = "os")]
 pub use drain::{DrainBuilder, DrainGuard, RetryPolicy};
-#[cfg(feature = "os")]
-pub use gate::{BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy};
-#[cfg(feature = "os")]
-pub use ip::{ClickIp, IpPolicy, anonymize};
-#[cfg(feature = "os")]
-pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
-#[cfg(feature = "os")]
-pub use sink::{ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError};
 pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERRORS, SyntaxError};
 pub use format::Format;
 #[cfg(feature = "os")]
 pub use format::load_file;
+#[cfg(feature = "os")]
+pub use gate::{
+    BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy,
+};
+#[cfg(feature = "tower")]
+pub use integration::tower::{LinkgateLayer, LinkgateService, PeerAddr};
+#[cfg(feature = "os")]
+pub use ip::{ClickIp, IpPolicy, anonymize};
 pub use key::{INLINE_KEY, MAX_KEY_LEN};
 pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
+#[cfg(feature = "os")]
+pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
 pub use redirect::{MatchedLink, PERMANENT_MAX_AGE, Redirect};
 pub use set::LinkSet;
+#[cfg(feature = "os")]
+pub use sink::{
+    ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
+};
 pub use snapshot::{Diff, Snapshot};
 pub use table::{LinkTable, ReloadReport, TableBuilder};
 pub use target::{MAX_TARGET_LEN, TargetError};

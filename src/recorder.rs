@@ -69,7 +69,10 @@ impl Sharded {
         self.0[i].fetch_sub(n, Ordering::SeqCst);
     }
     fn sum(&self) -> u64 {
-        self.0.iter().map(|a| a.load(Ordering::SeqCst)).fold(0u64, u64::wrapping_add)
+        self.0
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .fold(0u64, u64::wrapping_add)
     }
 }
 
@@ -128,7 +131,9 @@ impl Shared {
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
-        let done = self.delivered.load(Ordering::SeqCst) + self.dropped.sum() + self.failed.load(Ordering::SeqCst);
+        let done = self.delivered.load(Ordering::SeqCst)
+            + self.dropped.sum()
+            + self.failed.load(Ordering::SeqCst);
         self.recorded.sum().saturating_sub(done)
     }
 
@@ -159,7 +164,11 @@ impl Shared {
             retries,
             batches,
             queue_len,
-            last_error: self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }
@@ -211,7 +220,10 @@ pub struct ClickRecorder {
 
 impl std::fmt::Debug for ClickRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickRecorder").field("full", &self.full).field("queued", &self.tx.len()).finish()
+        f.debug_struct("ClickRecorder")
+            .field("full", &self.full)
+            .field("queued", &self.tx.len())
+            .finish()
     }
 }
 

@@ -14,7 +14,11 @@ pub const CLICK_ID: &str = "{click_id}";
 /// The link key placeholder.
 pub const KEY: &str = "{key}";
 
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Whether a target has placeholders.
 pub(crate) fn is_template(target: &str) -> bool {
@@ -54,7 +58,10 @@ mod tests {
     fn expands_and_encodes() {
         let t = HeaderValue::from_static("https://s.com/p?sub={click_id}&k={key}&x={other}");
         let v = expand(&t, "01ARZ3NDEKTSV4RRFFQ69G5FAV", "/go/a&b=c d");
-        assert_eq!(v, "https://s.com/p?sub=01ARZ3NDEKTSV4RRFFQ69G5FAV&k=%2Fgo%2Fa%26b%3Dc%20d&x={other}");
+        assert_eq!(
+            v,
+            "https://s.com/p?sub=01ARZ3NDEKTSV4RRFFQ69G5FAV&k=%2Fgo%2Fa%26b%3Dc%20d&x={other}"
+        );
         assert!(is_template("x{key}") && !is_template("x{keys"));
     }
 }

@@ -25,18 +25,26 @@ impl CountingSink {
     /// Clicks counted for a matched link key.
     pub fn count(&self, key: &str) -> u64 {
         let m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&(Bytes::copy_from_slice(key.as_bytes()), true)).copied().unwrap_or(0)
+        m.get(&(Bytes::copy_from_slice(key.as_bytes()), true))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// All counts: `(key, matched) → clicks`.
     pub fn counts(&self) -> HashMap<(String, bool), u64> {
         let m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        m.iter().map(|((k, matched), n)| ((String::from_utf8_lossy(k).into_owned(), *matched), *n)).collect()
+        m.iter()
+            .map(|((k, matched), n)| ((String::from_utf8_lossy(k).into_owned(), *matched), *n))
+            .collect()
     }
 
     /// Total clicks counted.
     pub fn total(&self) -> u64 {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
     }
 }
 

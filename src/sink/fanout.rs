@@ -32,7 +32,9 @@ pub struct FanoutStats {
 impl FanoutStats {
     /// Clicks child `i` has taken.
     pub fn delivered(&self, i: usize) -> u64 {
-        self.delivered.get(i).map_or(0, |a| a.load(Ordering::Relaxed))
+        self.delivered
+            .get(i)
+            .map_or(0, |a| a.load(Ordering::Relaxed))
     }
     /// Failed `write` calls of child `i`.
     pub fn errors(&self, i: usize) -> u64 {
@@ -42,7 +44,9 @@ impl FanoutStats {
 
 impl std::fmt::Debug for FanoutSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FanoutSink").field("children", &self.children.len()).finish()
+        f.debug_struct("FanoutSink")
+            .field("children", &self.children.len())
+            .finish()
     }
 }
 
@@ -69,7 +73,10 @@ impl FanoutSink {
 
 impl ClickSink for FanoutSink {
     fn write(&mut self, batch: &[Click]) -> Result<(), SinkError> {
-        let id = (batch.first().map_or(0, |c| c.click_id.as_u128()), batch.len());
+        let id = (
+            batch.first().map_or(0, |c| c.click_id.as_u128()),
+            batch.len(),
+        );
         if self.current != Some(id) {
             self.current = Some(id);
             self.done.iter_mut().for_each(|d| *d = false);
@@ -96,7 +103,10 @@ impl ClickSink for FanoutSink {
         }
         match first_err {
             None => Ok(()),
-            Some(e) => Err(SinkError::Transient(format!("{failed} of {} sinks failed; {e}", self.children.len()))),
+            Some(e) => Err(SinkError::Transient(format!(
+                "{failed} of {} sinks failed; {e}",
+                self.children.len()
+            ))),
         }
     }
 

@@ -46,7 +46,9 @@ where
 
 impl<W, F> std::fmt::Debug for FnSink<W, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FnSink").field("flush", &self.flush.is_some()).finish()
+        f.debug_struct("FnSink")
+            .field("flush", &self.flush.is_some())
+            .finish()
     }
 }
 

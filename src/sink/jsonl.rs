@@ -90,7 +90,10 @@ impl JsonLinesSink {
             }
             std::fs::rename(&self.path, name(1))?;
         }
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }

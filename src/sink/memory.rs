@@ -21,7 +21,10 @@ impl MemorySink {
 
     /// A copy of the clicks delivered so far.
     pub fn clicks(&self) -> Vec<Click> {
-        self.clicks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.clicks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Number of clicks delivered so far.
@@ -37,7 +40,10 @@ impl MemorySink {
 
 impl ClickSink for MemorySink {
     fn write(&mut self, batch: &[Click]) -> Result<(), SinkError> {
-        self.clicks.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(batch);
+        self.clicks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(batch);
         Ok(())
     }
 }

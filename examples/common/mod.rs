@@ -1,0 +1,202 @@
+//! What the three example servers share: flags, loading, the click pipeline, live reload
+//! (SIGHUP or a change to the links file), and the final report. Each server file only wires
+//! its framework.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, ValueEnum};
+use linkgate::{ClickRecorder, DrainGuard, Gate, JsonLinesSink, LinkTable, UnknownPolicy};
+
+/// A linkgate example server: redirects under --prefix from the --links file, clicks to --clicks.
+#[derive(Debug, Parser)]
+pub struct Args {
+    /// Links file (format by extension: .map/.conf, .csv, .json).
+    #[arg(long, default_value = "examples/links.map")]
+    pub links: PathBuf,
+    /// JSON-lines file clicks are appended to.
+    #[arg(long, default_value = "clicks.jsonl")]
+    pub clicks: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Path prefix the redirects live under.
+    #[arg(long, default_value = "/go/")]
+    pub prefix: String,
+    /// Worker threads (default: number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Unknown keys under the prefix: `redirect` to the table's default, or `pass` to the app (404).
+    #[arg(long, value_enum, default_value_t = Unknown::Redirect)]
+    pub unknown: Unknown,
+}
+
+/// `--unknown` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Unknown {
+    /// The table's default redirect (nginx `map` `default`).
+    Redirect,
+    /// Hand to the app, which answers 404.
+    Pass,
+}
+
+/// A configured server: table, gate, pipeline.
+pub struct Setup {
+    pub args: Args,
+    pub table: LinkTable,
+    pub gate: Gate,
+    pub guard: DrainGuard,
+    pub threads: usize,
+}
+
+/// Parses flags, loads links, opens the click file and starts the pipeline and the reloader.
+/// Any failure is printed with its file/line and becomes a non-zero exit code.
+pub fn setup(server: &str) -> Result<Setup, ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let args = Args::parse();
+    let fail = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(1)
+    };
+    let set = linkgate::load_file(&args.links).map_err(|e| fail(e.to_string()))?;
+    let table = LinkTable::builder().max_removed_fraction(0.5).build();
+    let report = table
+        .reload(set)
+        .map_err(|e| fail(format!("links file {}: {e}", args.links.display())))?;
+    let sink = JsonLinesSink::open(&args.clicks)
+        .map_err(|e| fail(format!("click file {}: {e}", args.clicks.display())))?;
+    let (recorder, guard) = ClickRecorder::builder(sink)
+        .spawn()
+        .map_err(|e| fail(format!("starting the click pipeline: {e}")))?;
+    let unknown = match args.unknown {
+        Unknown::Redirect => UnknownPolicy::Redirect,
+        Unknown::Pass => UnknownPolicy::Pass,
+    };
+    let gate = Gate::builder(table.clone(), recorder)
+        .prefix(args.prefix.clone())
+        .unknown(unknown)
+        .build();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    tracing::info!(
+        "linkgate {server}: {} links loaded from {}, clicks to {}, serving {} on http://{} ({threads} threads)",
+        report.links,
+        args.links.display(),
+        args.clicks.display(),
+        args.prefix,
+        args.listen
+    );
+    spawn_reloader(table.clone(), args.links.clone())
+        .map_err(|e| fail(format!("starting the reloader: {e}")))?;
+    Ok(Setup {
+        args,
+        table,
+        gate,
+        guard,
+        threads,
+    })
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Reloads on SIGHUP and when the file's mtime or size changes (polled every 250 ms). A bad or
+/// missing file is logged and the current table keeps serving.
+fn spawn_reloader(table: LinkTable, path: PathBuf) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("linkgate-reload".into())
+        .spawn(move || {
+            let mut last = stamp(&path);
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                let hup = signals.pending().count() > 0;
+                let now = stamp(&path);
+                if !hup && now == last {
+                    continue;
+                }
+                if now.is_none() {
+                    tracing::warn!(
+                        "links file {} is gone; keeping {} links",
+                        path.display(),
+                        table.len()
+                    );
+                    last = now;
+                    continue;
+                }
+                if !hup {
+                    // Let a writer finish before reading (a half-written file would fail validation).
+                    std::thread::sleep(Duration::from_millis(100));
+                    if stamp(&path) != now {
+                        continue;
+                    }
+                }
+                last = now;
+                let why = if hup { "SIGHUP" } else { "file changed" };
+                match linkgate::load_file(&path).and_then(|set| table.reload(set)) {
+                    Ok(r) => tracing::info!(
+                        "reloaded {} ({why}): {} links, +{} -{} ~{}, version {}",
+                        path.display(),
+                        r.links,
+                        r.added,
+                        r.removed,
+                        r.changed,
+                        r.version
+                    ),
+                    Err(e) => tracing::error!(
+                        "reload of {} failed ({why}); keeping {} links: {e}",
+                        path.display(),
+                        table.len()
+                    ),
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}
+
+/// Shuts the click pipeline down (every click written) and prints the final stats.
+pub fn finish(setup: Setup) -> ExitCode {
+    let Setup { guard, gate, .. } = setup;
+    drop(gate);
+    let s = guard.shutdown(Duration::from_secs(10));
+    tracing::info!(
+        "clicks: recorded {}, delivered {}, dropped {}, failed {}, in flight {}{}",
+        s.recorded,
+        s.delivered,
+        s.dropped,
+        s.failed,
+        s.in_flight,
+        s.last_error
+            .map(|e| format!(", last error: {e}"))
+            .unwrap_or_default()
+    );
+    if s.in_flight == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
+}

@@ -1,0 +1,106 @@
+//! linkgate with plain hyper 1 + hyper-util, no framework: the tower layer through
+//! `TowerToHyperService`, graceful shutdown through hyper-util's `GracefulShutdown`.
+//!
+//! ```sh
+//! cargo run --release --example hyper -- --threads 1
+//! ```
+
+mod common;
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use linkgate::{LinkgateLayer, PeerAddr};
+use tower::ServiceBuilder;
+
+/// The "app" behind the redirects.
+async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, body) = match req.uri().path() {
+        "/" => (
+            StatusCode::OK,
+            "linkgate hyper example: try /go/summer-deal\n",
+        ),
+        _ => (StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+fn main() -> ExitCode {
+    let setup = match common::setup("hyper") {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(setup.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let gate = setup.gate.clone();
+    let addr = setup.args.listen;
+    let served: std::io::Result<()> = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let graceful = GracefulShutdown::new();
+        let signal = common::shutdown_signal();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                conn = listener.accept() => {
+                    let (stream, peer) = match conn {
+                        Ok(c) => c,
+                        Err(e) => { tracing::warn!("accept: {e}"); continue; }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let svc = ServiceBuilder::new()
+                        .map_request(move |mut req: Request<Incoming>| {
+                            req.extensions_mut().insert(PeerAddr(peer));
+                            req
+                        })
+                        .layer(LinkgateLayer::new(gate.clone()))
+                        .service_fn(app);
+                    let conn = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!("connection: {e}");
+                        }
+                    });
+                }
+                _ = &mut signal => break,
+            }
+        }
+        drop(listener);
+        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight connections still open after 10 s");
+        }
+        Ok(())
+    });
+    drop(rt);
+    if let Err(e) = served {
+        eprintln!("error: serving on {addr}: {e}");
+        let _ = common::finish(setup);
+        return ExitCode::from(1);
+    }
+    common::finish(setup)
+}

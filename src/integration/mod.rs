@@ -1,0 +1,5 @@
+//! Framework integrations, one module per feature. Each is a thin wrapper around
+//! [`Gate`](crate::Gate); none of them leaks framework types into the core.
+
+#[cfg(feature = "tower")]
+pub mod tower;
