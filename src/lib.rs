@@ -89,6 +89,8 @@ pub use format::load_file;
 pub use gate::{
     BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy,
 };
+#[cfg(feature = "actix")]
+pub use integration::actix::LinkgateMiddleware;
 #[cfg(feature = "tower")]
 pub use integration::tower::{LinkgateLayer, LinkgateService, PeerAddr};
 #[cfg(feature = "os")]
