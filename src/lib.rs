@@ -70,6 +70,8 @@ mod set;
 #[cfg(feature = "os")]
 pub mod sink;
 mod snapshot;
+#[cfg(feature = "os")]
+pub mod source;
 mod table;
 mod target;
 mod template;
@@ -106,6 +108,10 @@ pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
 pub use snapshot::{Diff, Snapshot};
+#[cfg(feature = "os")]
+pub use source::{
+    FileSource, LinkSource, Notifier, ReloadOutcome, Reloader, ReloaderBuilder, ReloaderStats,
+};
 pub use table::{LinkTable, ReloadReport, TableBuilder};
 pub use target::{MAX_TARGET_LEN, TargetError};
 pub use template::{CLICK_ID as CLICK_ID_PLACEHOLDER, KEY as KEY_PLACEHOLDER};

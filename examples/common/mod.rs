@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use linkgate::{ClickRecorder, DrainGuard, Gate, JsonLinesSink, LinkTable, UnknownPolicy};
+use linkgate::{
+    ClickRecorder, DrainGuard, FileSource, Gate, JsonLinesSink, LinkTable, ReloadOutcome, Reloader,
+    UnknownPolicy,
+};
 
 /// A linkgate example server: redirects under --prefix from the --links file, clicks to --clicks.
 #[derive(Debug, Parser)]
@@ -50,6 +53,7 @@ pub struct Setup {
     pub gate: Gate,
     pub guard: DrainGuard,
     pub threads: usize,
+    pub reloader: Reloader,
 }
 
 /// Parses flags, loads links, opens the click file and starts the pipeline and the reloader.
@@ -97,7 +101,7 @@ pub fn setup(server: &str) -> Result<Setup, ExitCode> {
         args.prefix,
         args.listen
     );
-    spawn_reloader(table.clone(), args.links.clone())
+    let reloader = spawn_reloader(table.clone(), args.links.clone())
         .map_err(|e| fail(format!("starting the reloader: {e}")))?;
     Ok(Setup {
         args,
@@ -105,66 +109,50 @@ pub fn setup(server: &str) -> Result<Setup, ExitCode> {
         gate,
         guard,
         threads,
+        reloader,
     })
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
-/// Reloads on SIGHUP and when the file's mtime or size changes (polled every 250 ms). A bad or
-/// missing file is logged and the current table keeps serving.
-fn spawn_reloader(table: LinkTable, path: PathBuf) -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-    std::thread::Builder::new()
-        .name("linkgate-reload".into())
-        .spawn(move || {
-            let mut last = stamp(&path);
-            loop {
-                std::thread::sleep(Duration::from_millis(250));
-                let hup = signals.pending().count() > 0;
-                let now = stamp(&path);
-                if !hup && now == last {
-                    continue;
-                }
-                if now.is_none() {
-                    tracing::warn!(
-                        "links file {} is gone; keeping {} links",
-                        path.display(),
-                        table.len()
-                    );
-                    last = now;
-                    continue;
-                }
-                if !hup {
-                    // Let a writer finish before reading (a half-written file would fail validation).
-                    std::thread::sleep(Duration::from_millis(100));
-                    if stamp(&path) != now {
-                        continue;
-                    }
-                }
-                last = now;
-                let why = if hup { "SIGHUP" } else { "file changed" };
-                match linkgate::load_file(&path).and_then(|set| table.reload(set)) {
-                    Ok(r) => tracing::info!(
-                        "reloaded {} ({why}): {} links, +{} -{} ~{}, version {}",
-                        path.display(),
-                        r.links,
-                        r.added,
-                        r.removed,
-                        r.changed,
-                        r.version
-                    ),
-                    Err(e) => tracing::error!(
-                        "reload of {} failed ({why}); keeping {} links: {e}",
-                        path.display(),
-                        table.len()
-                    ),
-                }
+/// Reloads through a `FileSource` (filesystem watch + poll fallback, settle delay against
+/// half-written files) and on SIGHUP. A bad or missing file is logged; the current table keeps
+/// serving.
+fn spawn_reloader(table: LinkTable, path: PathBuf) -> Result<Reloader, String> {
+    let source = FileSource::new(&path).map_err(|e| e.to_string())?;
+    let shown = path.display().to_string();
+    let current = table.clone();
+    let reloader = Reloader::builder(table, source)
+        .on_reload(move |outcome| match outcome {
+            ReloadOutcome::Reloaded(r) if r.version > 1 => tracing::info!(
+                "reloaded {shown}: {} links, +{} -{} ~{}, version {}",
+                r.links,
+                r.added,
+                r.removed,
+                r.changed,
+                r.version
+            ),
+            ReloadOutcome::Failed(e) => {
+                tracing::error!(
+                    "reload of {shown} failed; keeping {} links: {e}",
+                    current.len()
+                )
             }
-        })?;
-    Ok(())
+            _ => {}
+        })
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let notifier = reloader.notifier();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| format!("SIGHUP handler: {e}"))?;
+    std::thread::Builder::new()
+        .name("linkgate-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                tracing::info!("SIGHUP: reloading");
+                notifier.notify();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(reloader)
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -180,7 +168,13 @@ pub async fn shutdown_signal() {
 
 /// Shuts the click pipeline down (every click written) and prints the final stats.
 pub fn finish(setup: Setup) -> ExitCode {
-    let Setup { guard, gate, .. } = setup;
+    let Setup {
+        guard,
+        gate,
+        reloader,
+        ..
+    } = setup;
+    drop(reloader);
     drop(gate);
     let s = guard.shutdown(Duration::from_secs(10));
     tracing::info!(
