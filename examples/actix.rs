@@ -44,11 +44,5 @@ fn main() -> ExitCode {
         .run()
         .await
     });
-    if let Err(e) = served {
-        eprintln!("error: serving on {addr}: {e}");
-        let _ = common::finish(setup);
-        return ExitCode::from(1);
-    }
-    tracing::info!("shutting down: server stopped");
-    common::finish(setup)
+    common::served(setup, served)
 }

@@ -18,16 +18,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(setup.threads)
-        .enable_all()
-        .build()
-    {
+    let rt = match common::runtime(setup.threads) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: tokio runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let app = Router::new()
         .route(
@@ -47,10 +40,5 @@ fn main() -> ExitCode {
         .await
     });
     drop(rt);
-    if let Err(e) = served {
-        eprintln!("error: serving on {addr}: {e}");
-        let _ = common::finish(setup);
-        return ExitCode::from(1);
-    }
-    common::finish(setup)
+    common::served(setup, served)
 }

@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use linkgate::{LinkgateLayer, PeerAddr, UnknownPolicy};
+use linkgate::{LinkgateLayer, PeerAddr};
 use tokio::sync::oneshot;
 use tower::ServiceBuilder;
 
@@ -26,7 +26,7 @@ async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
     Ok(r)
 }
 
-async fn serve(gate: linkgate::Gate) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn serve(gate: linkgate::Gate) -> support::Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, mut rx) = oneshot::channel::<()>();
@@ -60,32 +60,10 @@ async fn serve(gate: linkgate::Gate) -> (String, oneshot::Sender<()>, tokio::tas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hyper_conformance_both_unknown_policies() {
-    for unknown in [UnknownPolicy::Redirect, UnknownPolicy::Pass] {
-        let p = support::pipeline("hyper", unknown);
-        let (base, stop, h) = serve(p.gate.clone()).await;
-        let (n, served) = support::conformance(&base, unknown).await;
-        stop.send(()).unwrap();
-        h.await.unwrap();
-        let (stats, lines) = p.finish();
-        assert_eq!((stats.recorded, stats.delivered), (n, n));
-        support::check_clicks(&lines, &served);
-    }
+    support::conformance_both_policies("hyper", serve).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hyper_reload_while_serving_and_graceful_shutdown() {
-    let p = support::pipeline("hyper-reload", UnknownPolicy::Redirect);
-    let (base, stop, h) = serve(p.gate.clone()).await;
-    let requests = support::reload_under_load(&base, &p.table, 50).await;
-    assert!(requests > 0);
-    let burst = support::burst(&base, 200).await;
-    tokio::task::yield_now().await;
-    stop.send(()).unwrap();
-    let ok = burst.await.unwrap();
-    h.await.unwrap();
-    let (stats, lines) = p.finish();
-    assert_eq!(stats.in_flight, 0);
-    assert_eq!(stats.delivered, stats.recorded);
-    assert_eq!(lines.len() as u64, stats.recorded);
-    assert!(lines.len() as u64 >= ok + requests);
+    support::reload_then_graceful_shutdown("hyper-reload", serve).await;
 }

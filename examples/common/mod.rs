@@ -155,6 +155,30 @@ fn spawn_reloader(table: LinkTable, path: PathBuf) -> Result<Reloader, String> {
     Ok(reloader)
 }
 
+/// A multi-threaded tokio runtime with `threads` workers (axum and hyper examples).
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: tokio runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
+/// Reports a serving error, still shuts the click pipeline down, and exits non-zero.
+pub fn served(setup: Setup, result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => finish(setup),
+        Err(e) => {
+            eprintln!("error: serving on {}: {e}", setup.args.listen);
+            let _ = finish(setup);
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

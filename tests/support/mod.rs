@@ -2,6 +2,7 @@
 //! suite every server (axum, hyper) must pass.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -233,4 +234,56 @@ pub async fn burst(base: &str, n: usize) -> tokio::task::JoinHandle<u64> {
         }
         ok
     })
+}
+
+/// A running server: its base URL, the switch that starts its graceful shutdown, its task.
+pub type Running = (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// The conformance suite under both unknown-link policies against servers made by `serve`.
+pub async fn conformance_both_policies<F, Fut>(name: &str, serve: F)
+where
+    F: Fn(Gate) -> Fut,
+    Fut: Future<Output = Running>,
+{
+    for unknown in [UnknownPolicy::Redirect, UnknownPolicy::Pass] {
+        let p = pipeline(name, unknown);
+        let (base, stop, h) = serve(p.gate.clone()).await;
+        let (n, served) = conformance(&base, unknown).await;
+        stop.send(()).unwrap();
+        h.await.unwrap();
+        let (stats, lines) = p.finish();
+        assert_eq!((stats.recorded, stats.delivered), (n, n));
+        check_clicks(&lines, &served);
+    }
+}
+
+/// Reloads while requests run, then a graceful shutdown with a burst in flight: every request
+/// that got its 302 left its click, and every click was written.
+pub async fn reload_then_graceful_shutdown<F, Fut>(name: &str, serve: F)
+where
+    F: Fn(Gate) -> Fut,
+    Fut: Future<Output = Running>,
+{
+    let p = pipeline(name, UnknownPolicy::Redirect);
+    let (base, stop, h) = serve(p.gate.clone()).await;
+    let requests = reload_under_load(&base, &p.table, 50).await;
+    assert!(requests > 0);
+    let burst = burst(&base, 200).await;
+    tokio::task::yield_now().await;
+    stop.send(()).unwrap();
+    let ok = burst.await.unwrap();
+    h.await.unwrap();
+    let (stats, lines) = p.finish();
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(stats.delivered, stats.recorded);
+    assert_eq!(lines.len() as u64, stats.recorded);
+    assert!(
+        lines.len() as u64 >= ok + requests,
+        "{} clicks for {requests} + {ok} redirects",
+        lines.len()
+    );
 }
