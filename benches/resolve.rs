@@ -9,12 +9,15 @@
 //!   String>>` read lock + get), all built from the same keys in the same run;
 //! - `scaling_1m`: `iter_custom`, 1 vs 2 scoped threads each doing `iters` resolves over its own
 //!   shuffled key order (throughput = resolves/s over both threads);
-//! - `reload_1m`: `prepare` + `swap` of 1M links from a prebuilt `Vec<Link>` (clone not timed).
+//! - `reload_1m`: `prepare` + `swap` of 1M links from a prebuilt `Vec<Link>` (clone not timed);
+//! - `hit_100k_tagged`: `resolve` hits on a 100k table whose links each carry one tag.
 //!
 //! After the criterion groups a custom section prints resolve latency percentiles (per-resolve
 //! ns of batches of 64 resolves) idle, beside a spinning thread (control for CPU contention) and
 //! while another thread reloads 1M links in a loop; it runs unless a filter is given that is not a
-//! substring of `p99_reload`.
+//! substring of `p99_reload`. A `scaling_ab` section (same rule) alternates 1 and 2 threads in
+//! pairs and prints each pair's ratio, beside the bare map as a control, with the CPU time other
+//! processes used meanwhile (the bench machine is shared).
 
 use std::collections::HashMap as StdHashMap;
 use std::hint::black_box;
@@ -216,6 +219,30 @@ fn bench_lookups(c: &mut Criterion, d: &Data) {
     }
 }
 
+/// Same keys and targets, every link carrying one tag (`campaign=summer`, no time window):
+/// affiliate tables usually tag their links.
+fn bench_tagged(c: &mut Criterion, d: &Data) {
+    let tagged: Vec<Link> = d
+        .links
+        .iter()
+        .map(|l| {
+            Link::builder(l.key(), l.target())
+                .tag("campaign", "summer")
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let table = LinkTable::new();
+    table.reload(tagged).unwrap();
+    let mut g = c.benchmark_group(format!("hit_{}_tagged", d.label()));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("linkgate", |b| {
+        let mut cy = Cycle::new(&d.hits);
+        b.iter(|| black_box(table.resolve(cy.next())))
+    });
+    g.finish();
+}
+
 /// Runs `iters` lookups on each of `orders.len()` scoped threads, each over its own key order
 /// from its own persistent position. Time = first start to last end (after a barrier; thread
 /// spawn is not timed).
@@ -358,7 +385,9 @@ fn latency_section(d: &Data, rounds: usize, dur: Duration) {
     let mut ratios = Vec::new();
     let reload_times: Mutex<Vec<(f64, f64, f64)>> = Mutex::new(Vec::new());
     for round in 1..=rounds {
+        let c0 = cpu_sample();
         let idle = summary(sample_latency(&d.table, &mut cy, dur));
+        let c1 = cpu_sample();
         // Control: another thread that only spins (CPU contention without any reload).
         let stop = AtomicBool::new(false);
         let spin = std::thread::scope(|s| {
@@ -373,8 +402,9 @@ fn latency_section(d: &Data, rounds: usize, dur: Duration) {
             stop.store(true, Ordering::Relaxed);
             spin
         });
+        let c2 = cpu_sample();
         let stop = AtomicBool::new(false);
-        let (busy, reloads) = std::thread::scope(|s| {
+        let (busy, reloads, c3, c4) = std::thread::scope(|s| {
             let h = s.spawn(|| {
                 let mut count = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -395,14 +425,20 @@ fn latency_section(d: &Data, rounds: usize, dur: Duration) {
             });
             // Let the first reload start before sampling.
             std::thread::sleep(Duration::from_millis(20));
+            let c3 = cpu_sample();
             let busy = summary(sample_latency(&d.table, &mut cy, dur));
+            let c4 = cpu_sample();
             stop.store(true, Ordering::Relaxed);
-            (busy, h.join().unwrap())
+            (busy, h.join().unwrap(), c3, c4)
         });
         for (phase, s, extra) in [
-            ("idle", idle, String::new()),
-            ("spin", spin, String::new()),
-            ("reload", busy, format!(" reloads={reloads}")),
+            ("idle", idle, format!(" ({})", others(c0, c1))),
+            ("spin", spin, format!(" ({})", others(c1, c2))),
+            (
+                "reload",
+                busy,
+                format!(" reloads={reloads} ({})", others(c3, c4)),
+            ),
         ] {
             println!(
                 "p99_reload: {round:>5} {phase:>8} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>9.1} {:>8}{extra}",
@@ -441,6 +477,111 @@ fn latency_section(d: &Data, rounds: usize, dur: Duration) {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// CPU time of the whole machine and of this process, from /proc (Linux), to report how much
+/// of the 2 cores other processes used during a measurement.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    busy: u64,
+    steal: u64,
+    total: u64,
+    own: u64,
+}
+
+fn cpu_sample() -> Option<CpuSample> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let (user, nice, system, idle, iowait, irq, softirq, steal) =
+        (f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]);
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &me[me.rfind(')')? + 2..];
+    let g: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 of /proc/self/stat (utime, stime) are at 11 and 12 after the comm field.
+    Some(CpuSample {
+        busy: user + nice + system + irq + softirq,
+        steal,
+        total: user + nice + system + idle + iowait + irq + softirq + steal,
+        own: g[11] + g[12],
+    })
+}
+
+/// "others X.XX cores, steal Y.YY cores" between two samples.
+fn others(a: Option<CpuSample>, b: Option<CpuSample>) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return String::from("others n/a");
+    };
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let total = (b.total - a.total).max(1) as f64;
+    let other = (b.busy - a.busy).saturating_sub(b.own - a.own) as f64;
+    format!(
+        "others {:.2} cores, steal {:.2} cores",
+        other / total * ncpu,
+        (b.steal - a.steal) as f64 / total * ncpu
+    )
+}
+
+/// 1 vs 2 threads, alternated (1t, 2t, 1t, 2t...) so both see the same background load; the
+/// bare hashbrown map is run the same way as a control for what the machine can scale to.
+fn scaling_ab(d: &Data, pairs: usize, per: Duration) {
+    println!();
+    println!(
+        "scaling_ab: table of {} links; {pairs} alternating pairs, each run ~{per:?}; resolves/s summed over threads",
+        d.n
+    );
+    let resolve = |k: &str| {
+        black_box(d.table.resolve(k));
+    };
+    let floor = |k: &str| {
+        black_box(d.floor.get(k).copied());
+    };
+    let orders: [&[String]; 2] = [&d.hits[..], &d.hits2[..]];
+    for (name, f) in [
+        ("linkgate", &resolve as &(dyn Fn(&str) + Sync)),
+        ("hashbrown_floor", &floor),
+    ] {
+        let mut pos = [0usize; 2];
+        // Calibrate: resolves per `per` on one thread.
+        let t = run_threads(&orders[..1], &mut pos[..1], 200_000, &f);
+        let n = ((200_000.0 / t.as_secs_f64()) * per.as_secs_f64()) as u64;
+        let mut ratios = Vec::new();
+        for pair in 1..=pairs {
+            let c0 = cpu_sample();
+            let t1 = run_threads(&orders[..1], &mut pos[..1], n, &f);
+            let t2 = run_threads(&orders[..2], &mut pos[..2], n, &f);
+            let c1 = cpu_sample();
+            let (r1, r2) = (
+                n as f64 / t1.as_secs_f64(),
+                2.0 * n as f64 / t2.as_secs_f64(),
+            );
+            ratios.push(r2 / r1);
+            println!(
+                "scaling_ab: {name:<16} pair {pair}: 1t {:6.2} M/s  2t {:6.2} M/s  ratio {:.2}x  ({})",
+                r1 / 1e6,
+                r2 / 1e6,
+                r2 / r1,
+                others(c0, c1)
+            );
+        }
+        let (lo, hi) = (
+            ratios.iter().cloned().fold(f64::MAX, f64::min),
+            ratios.iter().cloned().fold(0.0, f64::max),
+        );
+        println!(
+            "scaling_ab: {name:<16} 2t/1t ratio median {:.2}x (min {lo:.2}, max {hi:.2})",
+            median(ratios.clone())
+        );
+    }
+}
 
 /// The first positional argument (criterion's filter), skipping the values of options.
 fn filter_arg() -> Option<String> {
@@ -486,9 +627,19 @@ fn main() {
     for &n in sizes {
         let d = Data::new(n);
         bench_lookups(&mut c, &d);
+        if n != 1_000_000 {
+            bench_tagged(&mut c, &d);
+        }
         if n == 1_000_000 || !bench_mode {
             bench_scaling(&mut c, &d);
             bench_reload(&mut c, &d);
+            if filter.as_deref().is_none_or(|f| "scaling_ab".contains(f)) {
+                if bench_mode {
+                    scaling_ab(&d, 5, Duration::from_secs(1));
+                } else {
+                    scaling_ab(&d, 1, Duration::from_millis(50));
+                }
+            }
             let run_latency = filter.as_deref().is_none_or(|f| "p99_reload".contains(f));
             if run_latency {
                 if bench_mode {

@@ -34,7 +34,7 @@ pub(crate) enum Stop {
 
 /// Splits `path` into the part before `?`/`#` and the query (without `?` and without fragment).
 pub(crate) fn split_query(path: &str) -> (&str, Option<&str>) {
-    match path.find(['?', '#']) {
+    match path.bytes().position(|b| b == b'?' || b == b'#') {
         None => (path, None),
         Some(i) if path.as_bytes()[i] == b'#' => (&path[..i], None),
         Some(i) => {
@@ -68,6 +68,21 @@ pub(crate) fn normalize(
     out: &mut KeyBuf,
 ) -> Result<(), Stop> {
     out.clear();
+    // Fast path, the common case: no escapes. One copy and an in-place case fold.
+    if !path.contains(&b'%') {
+        let take = path.len().min(limit);
+        out.extend_from_slice(&path[..take]);
+        if !case_sensitive {
+            out.make_ascii_lowercase();
+        }
+        if path.len() > limit {
+            return Err(Stop::TooLong);
+        }
+        if out.len() > 1 && out.last() == Some(&b'/') {
+            out.pop();
+        }
+        return Ok(());
+    }
     let mut i = 0;
     while i < path.len() {
         if out.len() == limit {

@@ -93,6 +93,8 @@ pub struct Snapshot {
     default_location: HeaderValue,
     default_status: StatusCode,
     content_hash: u64,
+    /// Whether any link has a time window (computed once; resolve reads the clock only then).
+    needs_clock: bool,
 }
 
 /// What a lookup found.
@@ -173,6 +175,7 @@ impl Snapshot {
             default_location: HeaderValue::from_static("/"),
             default_status: default.status,
             content_hash,
+            needs_clock: false,
         };
         snap.default_location = HeaderValue::from_str(&default.target)
             .unwrap_or_else(|_| HeaderValue::from_static("/"));
@@ -269,6 +272,7 @@ impl Snapshot {
             }
         }
         snap.max_prefix = max_prefix.unwrap_or(0);
+        snap.needs_clock = snap.extras.iter().any(|x| x.not_before.is_some() || x.not_after.is_some());
         snap.limit = match max_prefix {
             Some(p) => max_exact.max(p + 1) + 1,
             None => max_exact + 1,
