@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
 
 use crate::click::Click;
+use crate::shard::SHARDS;
 
 /// What `record` does when the channel is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,26 +47,17 @@ pub enum TryRecordError {
     Closed(Box<Click>),
 }
 
-const SHARDS: usize = 8;
-
 /// A counter split over cache lines so request threads don't contend on one line.
 #[derive(Debug, Default)]
 pub(crate) struct Sharded([CachePadded<AtomicU64>; SHARDS]);
 
-thread_local! {
-    static SHARD: usize = {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed) as usize % SHARDS
-    };
-}
-
 impl Sharded {
     fn add(&self, n: u64) {
-        let i = SHARD.with(|s| *s);
+        let i = crate::shard::index();
         self.0[i].fetch_add(n, Ordering::SeqCst);
     }
     fn sub(&self, n: u64) {
-        let i = SHARD.with(|s| *s);
+        let i = crate::shard::index();
         self.0[i].fetch_sub(n, Ordering::SeqCst);
     }
     fn sum(&self) -> u64 {

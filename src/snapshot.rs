@@ -90,7 +90,9 @@ pub struct Snapshot {
     /// Decode limit: longest key that can match + 1.
     limit: usize,
     max_prefix: usize,
-    default_location: HeaderValue,
+    /// One copy per shard, each with its own refcount: misses from different cores do not
+    /// bounce one cache line.
+    default_locations: Box<[HeaderValue]>,
     default_status: StatusCode,
     content_hash: u64,
     /// Whether any link has a time window (computed once; resolve reads the clock only then).
@@ -172,16 +174,21 @@ impl Snapshot {
             extras: Vec::new(),
             limit: 2,
             max_prefix: 0,
-            default_location: HeaderValue::from_static("/"),
+            default_locations: Box::new([]),
             default_status: default.status,
             content_hash,
             needs_clock: false,
         };
-        snap.default_location = HeaderValue::from_str(&default.target)
-            .unwrap_or_else(|_| HeaderValue::from_static("/"));
-        // A fresh `Bytes` allocates its shared refcount on the first clone; take that
-        // allocation here so resolving the default never allocates.
-        drop(snap.default_location.clone());
+        snap.default_locations = (0..crate::shard::SHARDS)
+            .map(|_| {
+                let v = HeaderValue::from_str(&default.target)
+                    .unwrap_or_else(|_| HeaderValue::from_static("/"));
+                // A fresh `Bytes` allocates its shared refcount on the first clone; take that
+                // allocation here so resolving the default never allocates.
+                drop(v.clone());
+                v
+            })
+            .collect();
         let mut max_exact = 1;
         let mut max_prefix = None::<usize>;
         let mut entry_link: Vec<u32> = Vec::with_capacity(n);
@@ -272,7 +279,10 @@ impl Snapshot {
             }
         }
         snap.max_prefix = max_prefix.unwrap_or(0);
-        snap.needs_clock = snap.extras.iter().any(|x| x.not_before.is_some() || x.not_after.is_some());
+        snap.needs_clock = snap
+            .extras
+            .iter()
+            .any(|x| x.not_before.is_some() || x.not_after.is_some());
         snap.limit = match max_prefix {
             Some(p) => max_exact.max(p + 1) + 1,
             None => max_exact + 1,
@@ -407,7 +417,8 @@ impl Snapshot {
     pub fn default_redirect(&self) -> Redirect {
         Redirect {
             status: self.default_status,
-            location: self.default_location.clone(),
+            location: self.default_locations[crate::shard::index() % self.default_locations.len()]
+                .clone(),
             cache_seconds: None,
             template: false,
             click_id: None,
@@ -476,7 +487,7 @@ impl Snapshot {
     /// The default redirect's target and status.
     pub fn default_target(&self) -> (&str, StatusCode) {
         (
-            self.default_location.to_str().unwrap_or("/"),
+            self.default_locations[0].to_str().unwrap_or("/"),
             self.default_status,
         )
     }
