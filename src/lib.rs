@@ -54,8 +54,6 @@ mod clock;
 mod drain;
 mod error;
 mod format;
-#[cfg(feature = "fraud")]
-mod fraud;
 #[cfg(feature = "os")]
 mod gate;
 #[cfg(any(feature = "tower", feature = "actix"))]
@@ -90,8 +88,6 @@ pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERR
 pub use format::Format;
 #[cfg(feature = "os")]
 pub use format::load_file;
-#[cfg(feature = "fraud")]
-pub use fraud::{BotDetector, BotDetectorBuilder, BotPatternError, BotReason, UaClass, Verdict};
 #[cfg(feature = "os")]
 pub use gate::{
     BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy,
@@ -113,16 +109,10 @@ pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
 pub use snapshot::{Diff, Snapshot};
-#[cfg(feature = "redis")]
-pub use source::{
-    DEFAULT_REDIS_URL, RedisLinkStore, RedisLinksConfig, RedisSource, RedisStoreError,
-};
 #[cfg(feature = "os")]
 pub use source::{
     FileSource, LinkSource, Notifier, ReloadOutcome, Reloader, ReloaderBuilder, ReloaderStats,
 };
-#[cfg(feature = "postgres")]
-pub use source::{PostgresConfigError, PostgresSource};
 pub use table::{LinkTable, ReloadReport, TableBuilder};
 pub use target::{MAX_TARGET_LEN, TargetError};
 pub use template::{CLICK_ID as CLICK_ID_PLACEHOLDER, KEY as KEY_PLACEHOLDER};
