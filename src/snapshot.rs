@@ -635,3 +635,40 @@ impl Diff {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
 }
+
+#[cfg(test)]
+mod probe_count {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn probes_per_hit_are_about_one() {
+        let links: Vec<Link> = (0..100_000)
+            .map(|i| {
+                Link::new(
+                    format!("/go/aff-{i:07}-xyz"),
+                    format!("https://s.example/{i}"),
+                )
+                .unwrap()
+            })
+            .collect();
+        let opts = BuildOptions {
+            case_sensitive: false,
+            default: DefaultRedirect::default(),
+            own_hosts: vec![],
+        };
+        let snap = Snapshot::build(links.into(), &opts, 1).unwrap();
+        let calls = Cell::new(0u64);
+        for i in 0..100_000 {
+            let key = format!("/go/aff-{i:07}-xyz");
+            let hash = snap.state.hash_one(key.as_bytes());
+            let found = snap.exact.find(hash, |&j| {
+                calls.set(calls.get() + 1);
+                snap.key_of(j) == key.as_bytes()
+            });
+            assert!(found.is_some());
+        }
+        let per = calls.get() as f64 / 100_000.0;
+        assert!(per < 1.2, "{per} key comparisons per hit");
+    }
+}
