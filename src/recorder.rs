@@ -241,7 +241,7 @@ impl ClickRecorder {
         };
         match sent {
             Ok(()) => {
-                if self.tx.len() >= s.max_batch && s.sleeping.load(Ordering::Relaxed) {
+                if s.sleeping.load(Ordering::Relaxed) && self.tx.len() >= s.max_batch {
                     s.wake_drain();
                 }
                 Recorded::Queued
@@ -269,7 +269,7 @@ impl ClickRecorder {
         s.recorded.add(1);
         match self.tx.try_send(click) {
             Ok(()) => {
-                if self.tx.len() >= s.max_batch && s.sleeping.load(Ordering::Relaxed) {
+                if s.sleeping.load(Ordering::Relaxed) && self.tx.len() >= s.max_batch {
                     s.wake_drain();
                 }
                 Ok(())

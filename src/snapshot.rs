@@ -380,9 +380,7 @@ impl Snapshot {
 
     /// Whether any link has a time window (resolve then needs the clock).
     pub(crate) fn needs_clock(&self) -> bool {
-        self.extras
-            .iter()
-            .any(|x| x.not_before.is_some() || x.not_after.is_some())
+        self.needs_clock
     }
 
     fn hit(&self, i: u32, suffix: Option<&str>, query: Option<&str>) -> Redirect {

@@ -363,3 +363,41 @@ fn sample_links_file_loads() {
     );
     assert_eq!(loc(&t, "/go/nope"), "https://store.com/");
 }
+
+static CLOCK_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn counting_clock() -> i64 {
+    CLOCK_READS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    1_000
+}
+
+#[test]
+fn the_clock_is_read_only_when_a_link_has_a_time_window() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let links: Vec<Link> = (0..1000)
+        .map(|i| {
+            Link::builder(format!("/t/{i}"), "/x")
+                .tag("c", "v")
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let t = LinkTable::builder().clock(counting_clock).build();
+    t.reload(links).unwrap();
+    assert!(t.resolve("/t/5").matched());
+    assert_eq!(
+        CLOCK_READS.load(SeqCst),
+        0,
+        "tagged links without windows need no clock"
+    );
+    t.reload(vec![
+        Link::builder("/w", "/x")
+            .not_before(500)
+            .not_after(2_000)
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    assert!(t.resolve("/w").matched());
+    assert_eq!(CLOCK_READS.load(SeqCst), 1);
+}
