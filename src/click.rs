@@ -181,6 +181,12 @@ impl Click {
 /// become U+FFFD; control characters are escaped.
 fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
+    // Fast path: plain printable ASCII (nearly every key, URL and user agent) is copied as is.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x7f) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => escape_into(s, out),
         Err(_) => escape_into(&String::from_utf8_lossy(bytes), out),
