@@ -1,5 +1,6 @@
 //! linkgate with plain hyper 1 + hyper-util, no framework: the tower layer through
-//! `TowerToHyperService`, graceful shutdown through hyper-util's `GracefulShutdown`.
+//! `TowerToHyperService` (one service per connection, built with `LinkgateLayer::with_peer`),
+//! HTTP/1.1 with keep-alive, graceful shutdown through hyper-util's `GracefulShutdown`.
 //!
 //! ```sh
 //! cargo run --release --example hyper -- --threads 1
@@ -14,12 +15,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use linkgate::{LinkgateLayer, PeerAddr};
+use linkgate::LinkgateLayer;
 use tower::ServiceBuilder;
 
 /// The "app" behind the redirects.
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let gate = setup.gate.clone();
+    let layer = LinkgateLayer::new(setup.gate.clone());
     let addr = setup.args.listen;
     let served: std::io::Result<()> = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -60,16 +61,10 @@ fn main() -> ExitCode {
                         Err(e) => { tracing::warn!("accept: {e}"); continue; }
                     };
                     let _ = stream.set_nodelay(true);
-                    let svc = ServiceBuilder::new()
-                        .map_request(move |mut req: Request<Incoming>| {
-                            req.extensions_mut().insert(PeerAddr(peer));
-                            req
-                        })
-                        .layer(LinkgateLayer::new(gate.clone()))
-                        .service_fn(app);
-                    let conn = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                        .into_owned();
+                    // One service per connection, which knows its peer address.
+                    let svc = ServiceBuilder::new().layer(layer.with_peer(peer)).service_fn(app);
+                    let conn = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {

@@ -4,6 +4,7 @@
 //! [`Decision`]; the tower and actix integrations are thin wrappers around it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{FORWARDED, REFERER, USER_AGENT};
@@ -210,7 +211,7 @@ impl GateBuilder {
     }
     /// The gate.
     pub fn build(self) -> Gate {
-        Gate { b: self }
+        Gate { b: Arc::new(self) }
     }
 }
 
@@ -234,7 +235,8 @@ impl GateBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Gate {
-    b: GateBuilder,
+    // One shared allocation: servers clone the service (and so the gate) per request.
+    b: Arc<GateBuilder>,
 }
 
 impl Gate {

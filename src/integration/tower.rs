@@ -48,12 +48,24 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Debug, Clone)]
 pub struct LinkgateLayer {
     gate: Gate,
+    peer: Option<SocketAddr>,
 }
 
 impl LinkgateLayer {
     /// A layer around `gate`.
     pub fn new(gate: Gate) -> Self {
-        LinkgateLayer { gate }
+        LinkgateLayer { gate, peer: None }
+    }
+
+    /// The same layer for one connection whose peer is `peer` (plain hyper: build the service
+    /// per connection with this instead of inserting a [`PeerAddr`] into every request, which
+    /// allocates the request's extension map). An address in the request's extensions still
+    /// wins.
+    pub fn with_peer(&self, peer: SocketAddr) -> Self {
+        LinkgateLayer {
+            gate: self.gate.clone(),
+            peer: Some(peer),
+        }
     }
 }
 
@@ -62,6 +74,7 @@ impl<S> Layer<S> for LinkgateLayer {
     fn layer(&self, inner: S) -> Self::Service {
         LinkgateService {
             gate: self.gate.clone(),
+            peer: self.peer,
             inner,
         }
     }
@@ -71,13 +84,18 @@ impl<S> Layer<S> for LinkgateLayer {
 #[derive(Debug, Clone)]
 pub struct LinkgateService<S> {
     gate: Gate,
+    peer: Option<SocketAddr>,
     inner: S,
 }
 
 impl<S> LinkgateService<S> {
     /// Wraps `inner` directly (without a layer).
     pub fn new(gate: Gate, inner: S) -> Self {
-        LinkgateService { gate, inner }
+        LinkgateService {
+            gate,
+            peer: None,
+            inner,
+        }
     }
 }
 
@@ -112,7 +130,7 @@ where
         if !self.gate.covers(req.uri().path()) {
             return ResponseFuture::inner(self.inner.call(req));
         }
-        let peer = peer(&req);
+        let peer = peer(&req).or(self.peer.map(|p| p.ip()));
         let (parts, body) = req.into_parts();
         match self.gate.handle(&parts, peer) {
             Decision::Pass => {
