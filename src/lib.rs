@@ -54,6 +54,8 @@ mod clock;
 mod drain;
 mod error;
 mod format;
+#[cfg(feature = "fraud")]
+mod fraud;
 #[cfg(feature = "os")]
 mod gate;
 #[cfg(any(feature = "tower", feature = "actix"))]
@@ -88,6 +90,8 @@ pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERR
 pub use format::Format;
 #[cfg(feature = "os")]
 pub use format::load_file;
+#[cfg(feature = "fraud")]
+pub use fraud::{BotDetector, BotDetectorBuilder, BotPatternError, BotReason, UaClass, Verdict};
 #[cfg(feature = "os")]
 pub use gate::{
     BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy,
