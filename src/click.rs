@@ -182,7 +182,10 @@ impl Click {
 fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // Fast path: plain printable ASCII (nearly every key, URL and user agent) is copied as is.
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x7f) {
+    if !bytes
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x7f)
+    {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;

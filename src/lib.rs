@@ -113,10 +113,16 @@ pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
 pub use snapshot::{Diff, Snapshot};
+#[cfg(feature = "redis")]
+pub use source::{
+    DEFAULT_REDIS_URL, RedisLinkStore, RedisLinksConfig, RedisSource, RedisStoreError,
+};
 #[cfg(feature = "os")]
 pub use source::{
     FileSource, LinkSource, Notifier, ReloadOutcome, Reloader, ReloaderBuilder, ReloaderStats,
 };
+#[cfg(feature = "postgres")]
+pub use source::{PostgresConfigError, PostgresSource};
 pub use table::{LinkTable, ReloadReport, TableBuilder};
 pub use target::{MAX_TARGET_LEN, TargetError};
 pub use template::{CLICK_ID as CLICK_ID_PLACEHOLDER, KEY as KEY_PLACEHOLDER};

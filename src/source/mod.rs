@@ -7,8 +7,18 @@
 //! push notification are re-read on the reloader's resync interval.
 
 mod file;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod reloader;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresConfigError, PostgresSource};
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    DEFAULT_REDIS_URL, RedisLinkStore, RedisLinksConfig, RedisSource, RedisStoreError,
+};
 pub use file::FileSource;
 pub use reloader::{ReloadOutcome, Reloader, ReloaderBuilder, ReloaderStats};
 
