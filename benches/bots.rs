@@ -15,6 +15,9 @@
 //! global allocator: bytes live after `build`, and after classifying both lists, which fills
 //! the `RegexSet`'s lazy-DFA cache).
 
+mod common;
+use common::filter_arg;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -188,36 +191,4 @@ fn main() {
         );
         drop(det);
     }
-}
-
-/// The first positional argument (criterion's filter), skipping the values of options.
-fn filter_arg() -> Option<String> {
-    const WITH_VALUE: &[&str] = &[
-        "--warm-up-time",
-        "--measurement-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--load-baseline",
-        "--output-format",
-        "--color",
-        "--noise-threshold",
-        "--confidence-level",
-        "--significance-level",
-        "--nresamples",
-        "--profile-time",
-        "--plotting-backend",
-        "--format",
-        "--logfile",
-        "-c",
-    ];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if WITH_VALUE.contains(&a.as_str()) {
-            args.next();
-        } else if !a.starts_with('-') {
-            return Some(a);
-        }
-    }
-    None
 }

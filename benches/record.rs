@@ -36,6 +36,9 @@
 //!   producer threads' context switches, the producers' own count of `Queued`/`Dropped` answers
 //!   and the final `Stats`, and checks `dropped == recorded − delivered − failed`.
 
+mod common;
+use common::filter_arg;
+
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::Barrier;
@@ -710,38 +713,6 @@ fn flood(dur: Duration) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/// The first positional argument (criterion's filter), skipping the values of options.
-fn filter_arg() -> Option<String> {
-    const WITH_VALUE: &[&str] = &[
-        "--warm-up-time",
-        "--measurement-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--load-baseline",
-        "--output-format",
-        "--color",
-        "--noise-threshold",
-        "--confidence-level",
-        "--significance-level",
-        "--nresamples",
-        "--profile-time",
-        "--plotting-backend",
-        "--format",
-        "--logfile",
-        "-c",
-    ];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if WITH_VALUE.contains(&a.as_str()) {
-            args.next();
-        } else if !a.starts_with('-') {
-            return Some(a);
-        }
-    }
-    None
-}
 
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");

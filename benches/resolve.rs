@@ -19,6 +19,9 @@
 //! pairs and prints each pair's ratio, beside the bare map as a control, with the CPU time other
 //! processes used meanwhile (the bench machine is shared).
 
+mod common;
+use common::filter_arg;
+
 use std::collections::HashMap as StdHashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -581,38 +584,6 @@ fn scaling_ab(d: &Data, pairs: usize, per: Duration) {
             median(ratios.clone())
         );
     }
-}
-
-/// The first positional argument (criterion's filter), skipping the values of options.
-fn filter_arg() -> Option<String> {
-    const WITH_VALUE: &[&str] = &[
-        "--warm-up-time",
-        "--measurement-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--load-baseline",
-        "--output-format",
-        "--color",
-        "--noise-threshold",
-        "--confidence-level",
-        "--significance-level",
-        "--nresamples",
-        "--profile-time",
-        "--plotting-backend",
-        "--format",
-        "--logfile",
-        "-c",
-    ];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if WITH_VALUE.contains(&a.as_str()) {
-            args.next();
-        } else if !a.starts_with('-') {
-            return Some(a);
-        }
-    }
-    None
 }
 
 fn main() {
