@@ -60,6 +60,12 @@ mod real {
         /// Links for the full-load measurement (0 skips it).
         #[arg(long, default_value_t = 1_000_000)]
         big: usize,
+        /// HSCAN COUNT of the sources.
+        #[arg(long, default_value_t = 1000)]
+        scan_count: usize,
+        /// Page-parsing helper threads of the big load (default: cores, at most 4).
+        #[arg(long)]
+        parse_threads: Option<usize>,
     }
 
     const PROBE: &str = "/go/probe";
@@ -205,12 +211,14 @@ mod real {
             return Err("--instances must be at least 1".into());
         }
         let id = run_id();
-        let cfg = RedisLinksConfig::new(&id).url(&args.redis);
+        let cfg = RedisLinksConfig::new(&id)
+            .url(&args.redis)
+            .scan_count(args.scan_count);
         let store = Arc::new(cfg.store()?);
         let mut cleanup = Cleanup(vec![store.clone()]);
         println!(
-            "redis {}  hash {id}  instances {}  rounds {}  links {}  big {}",
-            args.redis, args.instances, args.rounds, args.links, args.big
+            "redis {}  hash {id}  instances {}  rounds {}  links {}  big {}  HSCAN COUNT {}",
+            args.redis, args.instances, args.rounds, args.links, args.big, args.scan_count
         );
 
         let mut links: Vec<Link> = (0..args.links)
@@ -330,7 +338,12 @@ mod real {
         }
 
         if args.big > 0 {
-            let big_cfg = RedisLinksConfig::new(format!("{id}:big")).url(&args.redis);
+            let mut big_cfg = RedisLinksConfig::new(format!("{id}:big"))
+                .url(&args.redis)
+                .scan_count(args.scan_count);
+            if let Some(n) = args.parse_threads {
+                big_cfg = big_cfg.parse_threads(n);
+            }
             let big_store = Arc::new(big_cfg.store()?);
             cleanup.0.push(big_store.clone());
             big(&args, &big_cfg, &big_store)?;

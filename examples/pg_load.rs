@@ -194,7 +194,6 @@ mod bench {
             let swapped = t1.elapsed();
             let cpu2 = cpu_secs("self");
             let diff = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) if run > 0 => format!("{:.2} s", b - a),
                 (Some(a), Some(b)) => format!("{:.2} s", b - a),
                 _ => "n/a".to_string(),
             };
