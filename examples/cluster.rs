@@ -201,6 +201,81 @@ mod real {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU seconds (user + system, all threads) of this process so far.
+    fn client_cpu() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the `(comm)`: state is the 1st, utime the 12th, stime the 13th; in ticks
+        // of 1/100 s (USER_HZ on Linux).
+        let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+    }
+
+    /// CPU seconds (user + system) of the Redis server so far (`INFO cpu`).
+    fn redis_cpu(con: &mut redis::Connection) -> f64 {
+        let info: String = redis::cmd("INFO").arg("cpu").query(con).unwrap_or_default();
+        info.lines()
+            .filter(|l| l.starts_with("used_cpu_user:") || l.starts_with("used_cpu_sys:"))
+            .filter_map(|l| {
+                l.split_once(':')
+                    .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+            })
+            .sum()
+    }
+
+    /// One full load (`RedisSource::load`) and swap (`LinkTable::reload`), timed, with the CPU
+    /// it took and the peak RSS.
+    fn full_load(
+        label: &str,
+        source: &mut linkgate::RedisSource,
+        table: &LinkTable,
+        info: &mut redis::Connection,
+    ) -> Result<(), BoxError> {
+        let peak_ok = reset_peak();
+        let (rss0, _) = memory();
+        let (c0, r0) = (client_cpu(), redis_cpu(info));
+        let t = Instant::now();
+        let set = source.load()?;
+        let load = t.elapsed();
+        let (c1, r1) = (client_cpu(), redis_cpu(info));
+        let (rss_set, _) = memory();
+        let t2 = Instant::now();
+        let report = table.reload(set)?;
+        let swap = t2.elapsed();
+        let total = t.elapsed();
+        let c2 = client_cpu();
+        let (rss1, hwm1) = memory();
+        println!(
+            "big: {label}: {} links ({} added, {} changed): HSCAN+parse {:.2} s, build+swap {:.2} s, \
+             total {:.2} s",
+            report.links,
+            report.added,
+            report.changed,
+            load.as_secs_f64(),
+            swap.as_secs_f64(),
+            total.as_secs_f64()
+        );
+        println!(
+            "big:   CPU: load {:.2} s (this process) + {:.2} s (redis-server), build+swap {:.2} s",
+            c1 - c0,
+            r1 - r0,
+            c2 - c1
+        );
+        println!(
+            "big:   RSS before {rss0:.0} MiB, with the loaded set {rss_set:.0} MiB, after the swap \
+             {rss1:.0} MiB, peak {hwm1:.0} MiB{}",
+            if peak_ok {
+                ""
+            } else {
+                " (peak since start: /proc/self/clear_refs not writable)"
+            }
+        );
+        Ok(())
+    }
+
     /// Resets the peak RSS (VmHWM) to the current RSS, so the next reading is this phase's peak.
     fn reset_peak() -> bool {
         std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -382,33 +457,9 @@ mod real {
 
         let table = LinkTable::new();
         let mut source = cfg.source()?;
-        let peak_ok = reset_peak();
-        let (rss0, _) = memory();
-        let t = Instant::now();
-        let set = source.load()?;
-        let load = t.elapsed();
-        let (rss_set, _) = memory();
-        let t2 = Instant::now();
-        let report = table.reload(set)?;
-        let swap = t2.elapsed();
-        let total = t.elapsed();
-        let (rss1, hwm1) = memory();
-        println!(
-            "big: first load of {} links: HSCAN+parse {:.2} s, build+swap {:.2} s, total {:.2} s",
-            report.links,
-            load.as_secs_f64(),
-            swap.as_secs_f64(),
-            total.as_secs_f64()
-        );
-        println!(
-            "big: RSS before {rss0:.0} MiB, with the loaded set {rss_set:.0} MiB, after the swap \
-             {rss1:.0} MiB, peak {hwm1:.0} MiB{}",
-            if peak_ok {
-                ""
-            } else {
-                " (peak since start: /proc/self/clear_refs not writable)"
-            }
-        );
+        let mut info = redis::Client::open(args.redis.as_str())?
+            .get_connection_with_timeout(Duration::from_secs(2))?;
+        full_load("first load, empty table", &mut source, &table, &mut info)?;
 
         // A second full load that swaps 1M for 1M (1 % changed): old + new snapshot at once.
         let changed = (n / 100).max(1);
@@ -418,28 +469,7 @@ mod real {
         for chunk in upd.chunks(CHUNK) {
             store.put_many(chunk)?;
         }
-        let peak_ok = reset_peak();
-        let (rss0, _) = memory();
-        let t = Instant::now();
-        let set = source.load()?;
-        let load = t.elapsed();
-        let t2 = Instant::now();
-        let report = table.reload(set)?;
-        let swap = t2.elapsed();
-        let total = t.elapsed();
-        let (rss1, hwm1) = memory();
-        println!(
-            "big: reload ({} changed of {}): HSCAN+parse {:.2} s, build+swap {:.2} s, total {:.2} s",
-            report.changed,
-            report.links,
-            load.as_secs_f64(),
-            swap.as_secs_f64(),
-            total.as_secs_f64()
-        );
-        println!(
-            "big: RSS before {rss0:.0} MiB, after {rss1:.0} MiB, peak during load+swap {hwm1:.0} MiB{}",
-            if peak_ok { "" } else { " (peak since start)" }
-        );
+        full_load("reload over the full table", &mut source, &table, &mut info)?;
         drop(table);
         let (rss_end, _) = memory();
         println!("big: RSS after dropping the table {rss_end:.0} MiB");

@@ -58,7 +58,7 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
 /// | `load_retry_for` | 2 s |
 /// | `allow_missing` | `false` |
 /// | `parse_threads` | the number of cores, at most 4 (only while loading a hash of more than one page) |
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisLinksConfig {
     url: String,
@@ -72,6 +72,32 @@ pub struct RedisLinksConfig {
     load_retry_for: Duration,
     allow_missing: bool,
     parse_threads: usize,
+}
+
+impl fmt::Debug for RedisLinksConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLinksConfig")
+            .field("url", &redact(&self.url))
+            .field("hash", &self.hash)
+            .field("channel", &self.channel_name())
+            .field("version_key", &self.version_key_name())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("io_timeout", &self.io_timeout)
+            .field("scan_count", &self.scan_count)
+            .field("max_scan_attempts", &self.max_scan_attempts)
+            .field("load_retry_for", &self.load_retry_for)
+            .field("allow_missing", &self.allow_missing)
+            .field("parse_threads", &self.parse_threads)
+            .finish()
+    }
+}
+
+/// The URL without its credentials (`redis://***@host:6379/`).
+fn redact(url: &str) -> Cow<'_, str> {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => Cow::Owned(format!("{}://***{}", &url[..s], &url[at..])),
+        _ => Cow::Borrowed(url),
+    }
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -288,6 +314,8 @@ pub(crate) fn field_of(link: &Link) -> String {
     out
 }
 
+/// Whole seconds as a number, else an RFC 3339 time with milliseconds (the JSON link format
+/// takes both; before 1970 only whole seconds, so a fraction there is rounded down).
 fn push_instant(out: &mut String, name: &str, ms: i64) {
     if ms % 1000 == 0 || ms < 0 {
         let _ = write!(out, ",\"{name}\":{}", ms.div_euclid(1000));
@@ -1079,7 +1107,9 @@ impl RedisLinkStore {
         }
     }
 
-    /// Adds or replaces one link.
+    /// Adds or replaces one link (under its canonical field). A field written by hand for the
+    /// same key in another spelling (`/go/Deal/` for `/go/Deal`) would stay and make loads fail
+    /// as a duplicate key: [`delete`](Self::delete) removes both spellings.
     pub fn put(&self, link: &Link) -> Result<(), RedisStoreError> {
         self.put_many(std::slice::from_ref(link))
     }
@@ -1191,6 +1221,18 @@ impl RedisLinkStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let cfg = RedisLinksConfig::new("links").url("redis://user:s3cret@10.0.0.5:6379/2");
+        let d = format!("{cfg:?}");
+        assert!(
+            !d.contains("s3cret") && d.contains("redis://***@10.0.0.5:6379/2"),
+            "{d}"
+        );
+        let d = format!("{:?}", RedisLinksConfig::new("links"));
+        assert!(d.contains("redis://127.0.0.1:6379/"), "{d}");
+    }
 
     #[test]
     fn fields_load_back_as_the_same_key() {
