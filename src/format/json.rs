@@ -108,9 +108,20 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         ));
     };
     let mut errors = Errors::default();
+    let mut seen = (0usize, 1usize);
     for (i, raw) in raws.iter().enumerate() {
         let base = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-        let (line, column) = line_col(text.as_bytes(), base);
+        // Count lines only since the previous entry: counting from the start for every entry
+        // made big files quadratic.
+        let bytes = text.as_bytes();
+        let line = seen.1 + bytes[seen.0..base].iter().filter(|&&b| b == b'\n').count();
+        let column = base
+            - bytes[..base]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        seen = (base, line);
         let origin = Origin::Line { line, column };
         let spec: Spec = match serde_json::from_str(raw.get()) {
             Ok(s) => s,
