@@ -1,4 +1,4 @@
-//! Figures for `PostgresSource` (the numbers in `benches/results/postgres_source.md`).
+//! Figures for `PostgresSource` (the numbers in BENCHMARKS.md, "Link sources: PostgreSQL").
 //!
 //! ```sh
 //! cargo run --release --features postgres --example pg_load            # 1 000 000 links
