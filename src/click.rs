@@ -19,7 +19,12 @@ pub const MAX_HEADER_BYTES: usize = 512;
 ///
 /// Its JSON form ([`Click::write_json`]) has exactly these fields, absent values as `null`:
 /// `ts` (RFC 3339 UTC, milliseconds), `click_id`, `key`, `location`, `status`, `ip`,
-/// `user_agent`, `referer`, `country`, `query`, `tags` (an object), `matched`, `bot`, `unique`.
+/// `user_agent`, `referer`, `country`, `query`, `tags` (an object), `matched`, `bot`,
+/// `bot_reason`, `unique`, `suspicious`, `suspicious_reason`, `rule`, `variant`.
+///
+/// The click-intelligence labels (`bot_reason`, `suspicious_reason`, `rule`, `variant`) live in
+/// one boxed [`ClickNotes`], allocated only for a click that has one, so a plain click stays
+/// small in the channel.
 ///
 /// ```
 /// # use linkgate::{Click, ClickId};
@@ -57,6 +62,37 @@ pub struct Click {
     pub bot: Option<bool>,
     /// Unique-visitor verdict, when duplicate detection runs.
     pub unique: Option<bool>,
+    /// Click-flood verdict, when flood detection runs.
+    pub suspicious: Option<bool>,
+    /// Labels explaining the verdicts and the routing (`None` when there are none).
+    pub notes: Option<Box<ClickNotes>>,
+}
+
+/// Why a click was flagged and where it was routed: the rarer, variable-size part of a
+/// [`Click`], boxed so that clicks without labels do not carry it.
+///
+/// Labels are [`Bytes`]: static names cost nothing, names from the link table are shared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClickNotes {
+    /// Why the click counts as a bot (e.g. `ua:googlebot`, `head`, `prefetch`, `ua:empty`).
+    pub bot_reason: Option<Bytes>,
+    /// Why the click is suspicious (e.g. `flood:source`).
+    pub suspicious_reason: Option<Bytes>,
+    /// The targeting rule that chose the target (its name), if one matched.
+    pub rule: Option<Bytes>,
+    /// The split variant chosen (its name), if the link splits traffic.
+    pub variant: Option<Bytes>,
+}
+
+impl ClickNotes {
+    /// Whether no label is set.
+    pub fn is_empty(&self) -> bool {
+        self.bot_reason.is_none()
+            && self.suspicious_reason.is_none()
+            && self.rule.is_none()
+            && self.variant.is_none()
+    }
 }
 
 impl Click {
@@ -83,7 +119,34 @@ impl Click {
             matched: true,
             bot: None,
             unique: None,
+            suspicious: None,
+            notes: None,
         }
+    }
+
+    /// The labels, created on first use.
+    pub fn notes_mut(&mut self) -> &mut ClickNotes {
+        self.notes.get_or_insert_with(Default::default)
+    }
+
+    /// Why the click counts as a bot, if it does and a reason is known.
+    pub fn bot_reason(&self) -> Option<&str> {
+        label(self.notes.as_ref()?.bot_reason.as_ref())
+    }
+
+    /// Why the click is suspicious, if it is.
+    pub fn suspicious_reason(&self) -> Option<&str> {
+        label(self.notes.as_ref()?.suspicious_reason.as_ref())
+    }
+
+    /// The targeting rule that chose the target, if one matched.
+    pub fn rule(&self) -> Option<&str> {
+        label(self.notes.as_ref()?.rule.as_ref())
+    }
+
+    /// The split variant chosen, if any.
+    pub fn variant(&self) -> Option<&str> {
+        label(self.notes.as_ref()?.variant.as_ref())
     }
 
     /// The key as text.
@@ -162,19 +225,47 @@ impl Click {
         } else {
             b",\"matched\":false"
         });
-        for (name, v) in [
-            (&b",\"bot\":"[..], self.bot),
-            (b",\"unique\":", self.unique),
-        ] {
+        let notes = self.notes.as_deref();
+        let bool_field = |out: &mut Vec<u8>, name: &[u8], v: Option<bool>| {
             out.extend_from_slice(name);
             out.extend_from_slice(match v {
                 Some(true) => b"true",
                 Some(false) => b"false",
                 None => b"null",
             });
-        }
+        };
+        let label_field = |out: &mut Vec<u8>, name: &[u8], v: Option<&Bytes>| {
+            out.extend_from_slice(name);
+            match v {
+                Some(b) => json_str(b, out),
+                None => out.extend_from_slice(b"null"),
+            }
+        };
+        bool_field(out, b",\"bot\":", self.bot);
+        label_field(
+            out,
+            b",\"bot_reason\":",
+            notes.and_then(|n| n.bot_reason.as_ref()),
+        );
+        bool_field(out, b",\"unique\":", self.unique);
+        bool_field(out, b",\"suspicious\":", self.suspicious);
+        label_field(
+            out,
+            b",\"suspicious_reason\":",
+            notes.and_then(|n| n.suspicious_reason.as_ref()),
+        );
+        label_field(out, b",\"rule\":", notes.and_then(|n| n.rule.as_ref()));
+        label_field(
+            out,
+            b",\"variant\":",
+            notes.and_then(|n| n.variant.as_ref()),
+        );
         out.push(b'}');
     }
+}
+
+fn label(b: Option<&Bytes>) -> Option<&str> {
+    std::str::from_utf8(b?).ok()
 }
 
 /// A JSON string literal. Bytes that are not valid UTF-8 (header values may carry obs-text)
@@ -317,7 +408,17 @@ mod tests {
         let s = String::from_utf8(c.to_json()).unwrap();
         assert_eq!(
             s,
-            r#"{"ts":"2026-11-29T01:02:03.456Z","click_id":"00000000000000000000000000","key":"/go/a\"b","location":"https://a.example/?q=1","status":302,"ip":"203.0.113.0","user_agent":"Mozilla/5.0 \\ \"x\"","referer":null,"country":null,"query":"utm=1","tags":{"campaign":"s\u0001x"},"matched":true,"bot":false,"unique":null}"#
+            r#"{"ts":"2026-11-29T01:02:03.456Z","click_id":"00000000000000000000000000","key":"/go/a\"b","location":"https://a.example/?q=1","status":302,"ip":"203.0.113.0","user_agent":"Mozilla/5.0 \\ \"x\"","referer":null,"country":null,"query":"utm=1","tags":{"campaign":"s\u0001x"},"matched":true,"bot":false,"bot_reason":null,"unique":null,"suspicious":null,"suspicious_reason":null,"rule":null,"variant":null}"#
+        );
+        c.suspicious = Some(true);
+        let n = c.notes_mut();
+        n.bot_reason = Some(Bytes::from_static(b"ua:googlebot"));
+        n.variant = Some(Bytes::from_static(b"b"));
+        let s = String::from_utf8(c.to_json()).unwrap();
+        assert!(s.ends_with(r#""bot":false,"bot_reason":"ua:googlebot","unique":null,"suspicious":true,"suspicious_reason":null,"rule":null,"variant":"b"}"#), "{s}");
+        assert_eq!(
+            (c.bot_reason(), c.variant(), c.rule()),
+            (Some("ua:googlebot"), Some("b"), None)
         );
         let obs = HeaderValue::from_bytes(b"caf\xe9").unwrap();
         c.referer = Some(obs);

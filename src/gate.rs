@@ -347,6 +347,8 @@ impl Gate {
             matched: r.matched(),
             bot: None,
             unique: None,
+            suspicious: None,
+            notes: None,
         }
     }
 

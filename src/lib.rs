@@ -80,7 +80,7 @@ mod target;
 mod template;
 
 #[cfg(feature = "os")]
-pub use click::{Click, MAX_HEADER_BYTES};
+pub use click::{Click, ClickNotes, MAX_HEADER_BYTES};
 pub use click_id::{ClickId, ParseClickIdError};
 #[cfg(feature = "os")]
 pub use clock::system_now_ms;
