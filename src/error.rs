@@ -48,6 +48,24 @@ pub enum LinkError {
         /// What is wrong.
         reason: String,
     },
+    /// A targeting rule is invalid.
+    #[error("rule `{rule}`, {field}: {reason}")]
+    Rule {
+        /// The rule's name.
+        rule: String,
+        /// The rule field at fault (`name`, `target`, `country`, `language`, `before`...).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A split variant is invalid.
+    #[error("split variant `{variant}`: {reason}")]
+    Variant {
+        /// The variant's name.
+        variant: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A field of a link file that could not be read (CSV column, JSON field, map value).
     #[error("{field}: {reason}")]
     Field {

@@ -7,14 +7,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{FORWARDED, REFERER, USER_AGENT};
+use http::header::{ACCEPT_LANGUAGE, FORWARDED, REFERER, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, request::Parts};
 
 use crate::click::{Click, MAX_HEADER_BYTES, bounded};
 use crate::click_id::ClickId;
+#[cfg(feature = "fraud")]
+use crate::fraud::{BotDetector, UaClass, Verdict};
 use crate::ip::{IpPolicy, canonical};
+use crate::recorder::Sharded;
 use crate::recorder::{ClickRecorder, Recorded};
 use crate::redirect::Redirect;
+use crate::rules::{RuleStep, Visitor};
 use crate::table::LinkTable;
 
 /// What happens to a path under the prefix that no link matches.
@@ -40,9 +44,72 @@ pub enum MethodPolicy {
     NotAllowed,
 }
 
+/// What the gate does with a request classified as a bot or link preview (feature `fraud`).
+#[cfg(feature = "fraud")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BotPolicy {
+    /// Serve it like any visitor and record the click with `bot: true` and the reason
+    /// (default): honest numbers, nothing hidden.
+    #[default]
+    Flag,
+    /// Send it to the link's `bot_target`, or — when the link has none — to the link's target
+    /// without its query string (the plain product URL without the affiliate tag); the click is
+    /// recorded with `bot: true`. Rules, split and cap are skipped (bots never use up a cap).
+    Redirect,
+    /// Serve it like any visitor but record nothing (counted in [`GateStats::bots_not_recorded`]).
+    DontRecord,
+}
+
+/// Counters of what a [`Gate`] decided (sharded: no contention between request threads).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GateStats {
+    /// Redirects served (matched or default).
+    pub redirects: u64,
+    /// Of those, default redirects (no live link matched, or a capped link without overflow).
+    pub unmatched: u64,
+    /// Requests classified as bots (crawlers, scripts, empty UA, HEAD, prefetch).
+    pub bots: u64,
+    /// Requests classified as link-preview fetchers (counted in `bots` too).
+    pub previews: u64,
+    /// Bot clicks not recorded ([`BotPolicy::DontRecord`]).
+    pub bots_not_recorded: u64,
+    /// Bots sent to the bot target ([`BotPolicy::Redirect`]).
+    pub bots_redirected: u64,
+    /// Requests a targeting rule routed.
+    pub rule_matches: u64,
+    /// Requests routed by a split variant.
+    pub split_choices: u64,
+    /// Requests to a link whose `max_clicks` was reached.
+    pub capped: u64,
+    /// Clicks flagged `unique: false`.
+    pub duplicates: u64,
+    /// Clicks flagged `suspicious: true`.
+    pub suspicious: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    redirects: Sharded,
+    unmatched: Sharded,
+    bots: Sharded,
+    previews: Sharded,
+    bots_not_recorded: Sharded,
+    bots_redirected: Sharded,
+    rule_matches: Sharded,
+    split_choices: Sharded,
+    capped: Sharded,
+    duplicates: Sharded,
+    suspicious: Sharded,
+}
+
 /// The gate's verdict for one request.
 #[derive(Debug)]
 #[non_exhaustive]
+// `Redirect` is much larger than the other variants; boxing it would add one allocation per
+// redirect served, to save copying ~200 bytes once per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Decision {
     /// Not ours: hand the request to the app untouched.
     Pass,
@@ -161,9 +228,27 @@ pub struct GateBuilder {
     record_unmatched: bool,
     proxies: Vec<TrustedProxy>,
     clock: fn() -> i64,
+    #[cfg(feature = "fraud")]
+    bots: Option<BotDetector>,
+    #[cfg(feature = "fraud")]
+    bot_policy: BotPolicy,
+    counters: Arc<Counters>,
 }
 
 impl GateBuilder {
+    /// Classify every click with this detector (feature `fraud`): the click gets `bot` and
+    /// `bot_reason`, and [`bot_policy`](Self::bot_policy) decides what bots get.
+    #[cfg(feature = "fraud")]
+    pub fn bots(mut self, detector: BotDetector) -> Self {
+        self.bots = Some(detector);
+        self
+    }
+    /// What bots get (default [`BotPolicy::Flag`]); needs [`bots`](Self::bots).
+    #[cfg(feature = "fraud")]
+    pub fn bot_policy(mut self, p: BotPolicy) -> Self {
+        self.bot_policy = p;
+        self
+    }
     /// Only paths starting with this prefix are handled (e.g. `/go/`).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -253,6 +338,11 @@ impl Gate {
             record_unmatched: true,
             proxies: Vec::new(),
             clock: crate::clock::system_now_ms,
+            #[cfg(feature = "fraud")]
+            bots: None,
+            #[cfg(feature = "fraud")]
+            bot_policy: BotPolicy::Flag,
+            counters: Arc::default(),
         }
     }
 
@@ -273,6 +363,10 @@ impl Gate {
     }
 
     /// Decides what to do with one request. `peer` is the TCP peer address.
+    ///
+    /// In order: prefix and method checks → resolve → bot classification and policy (feature
+    /// `fraud`) → click cap → targeting rules → split → template expansion → the click (with
+    /// every verdict and label) → `record`. Nothing here blocks or does I/O.
     pub fn handle(&self, parts: &Parts, peer: Option<IpAddr>) -> Decision {
         let b = &self.b;
         let path = parts.uri.path();
@@ -291,21 +385,312 @@ impl Gate {
         }
         let ts = (b.clock)();
         let click_id = ClickId::at(ts);
+        let mut out = Outcome::default();
+        if !self.route(parts, &mut redirect, ts, click_id, &mut out, None) {
+            return Decision::Pass;
+        }
         redirect.expand(click_id);
-        if redirect.is_default() && !b.record_unmatched {
+        self.count(&redirect, &out);
+        if (redirect.is_default() && !b.record_unmatched) || out.dont_record {
             return Decision::Redirect(Handled {
                 redirect,
                 click_id,
                 recorded: None,
             });
         }
-        let click = self.click(parts, peer, &redirect, ts, click_id);
+        let mut click = self.click(parts, peer, &redirect, ts, click_id);
+        out.apply(&mut click);
         let recorded = Some(b.recorder.record(click));
         Decision::Redirect(Handled {
             redirect,
             click_id,
             recorded,
         })
+    }
+
+    /// The gate's counters now.
+    pub fn stats(&self) -> GateStats {
+        let c = &*self.b.counters;
+        GateStats {
+            redirects: c.redirects.sum(),
+            unmatched: c.unmatched.sum(),
+            bots: c.bots.sum(),
+            previews: c.previews.sum(),
+            bots_not_recorded: c.bots_not_recorded.sum(),
+            bots_redirected: c.bots_redirected.sum(),
+            rule_matches: c.rule_matches.sum(),
+            split_choices: c.split_choices.sum(),
+            capped: c.capped.sum(),
+            duplicates: c.duplicates.sum(),
+            suspicious: c.suspicious.sum(),
+        }
+    }
+
+    fn count(&self, r: &Redirect, out: &Outcome) {
+        let c = &*self.b.counters;
+        c.redirects.add(1);
+        if r.is_default() {
+            c.unmatched.add(1);
+        }
+        if out.bot == Some(true) {
+            c.bots.add(1);
+            if out.preview {
+                c.previews.add(1);
+            }
+            if out.dont_record {
+                c.bots_not_recorded.add(1);
+            }
+            if out.bot_redirected {
+                c.bots_redirected.add(1);
+            }
+        }
+        if out.capped {
+            c.capped.add(1);
+        } else if out.rule.is_some() {
+            c.rule_matches.add(1);
+        }
+        if out.variant.is_some() {
+            c.split_choices.add(1);
+        }
+        if out.unique == Some(false) {
+            c.duplicates.add(1);
+        }
+        if out.suspicious == Some(true) {
+            c.suspicious.add(1);
+        }
+    }
+
+    /// Bots, cap, rules and split for a resolved request; `false` means "pass to the app" (a
+    /// capped link without overflow under [`UnknownPolicy::Pass`]). `trace` (from `explain`)
+    /// makes it a dry run: the cap is only looked at, not taken.
+    fn route(
+        &self,
+        parts: &Parts,
+        redirect: &mut Redirect,
+        ts: i64,
+        click_id: ClickId,
+        out: &mut Outcome,
+        trace: Option<&mut Vec<RuleStep>>,
+    ) -> bool {
+        let b = &self.b;
+        let path = parts.uri.path();
+        let query = parts.uri.query();
+        #[cfg(feature = "fraud")]
+        if let Some(d) = &b.bots {
+            let v: Verdict = d.classify_request(parts);
+            out.bot = Some(!v.is_human());
+            if !v.is_human() {
+                out.preview = v.class == UaClass::Preview;
+                out.bot_reason = v.reason.as_ref().map(|r| r.to_bytes());
+                match b.bot_policy {
+                    BotPolicy::Flag => {}
+                    BotPolicy::DontRecord => out.dont_record = true,
+                    BotPolicy::Redirect => {
+                        if redirect.matched() {
+                            let routed = redirect
+                                .link()
+                                .and_then(|l| l.routing())
+                                .and_then(|r| r.bot_target().cloned());
+                            match routed {
+                                Some(t) => redirect.retarget(&t, path, query),
+                                None => strip_query(redirect),
+                            }
+                            out.bot_redirected = true;
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        let Some(routing) = redirect.link().and_then(|l| l.routing()).cloned() else {
+            return true;
+        };
+        let capped = if trace.is_some() {
+            routing
+                .max_clicks()
+                .is_some_and(|max| redirect.link().and_then(|l| l.cap_count()) >= Some(max))
+        } else {
+            !redirect.link().is_none_or(|l| l.take_cap())
+        };
+        if capped {
+            out.capped = true;
+            match routing.overflow() {
+                Some(t) => {
+                    redirect.retarget(t, path, query);
+                    out.rule = Some(Bytes::from_static(b"max_clicks:overflow"));
+                }
+                None if b.unknown == UnknownPolicy::Pass => return false,
+                None => *redirect = b.table.snapshot().default_redirect(),
+            }
+            return true;
+        }
+        let h = &parts.headers;
+        let visitor = Visitor {
+            user_agent: h.get(USER_AGENT).map(HeaderValue::as_bytes),
+            country: b
+                .country
+                .as_ref()
+                .and_then(|n| h.get(n))
+                .map(HeaderValue::as_bytes),
+            accept_language: h.get(ACCEPT_LANGUAGE).map(HeaderValue::as_bytes),
+            now_ms: ts,
+        };
+        let choice = routing.choose(&visitor, click_id, trace);
+        if let Some(t) = choice.target {
+            redirect.retarget(t, path, query);
+        }
+        out.rule = choice.rule.cloned();
+        out.variant = choice.variant.cloned();
+        true
+    }
+
+    /// A dry run of [`handle`](Self::handle): the whole decision for this request, step by
+    /// step, without recording a click, taking a cap or touching any counter. For support staff
+    /// ("my link goes to the wrong page"). The split variant depends on the click id: this
+    /// uses a fresh one; [`explain_with_id`](Self::explain_with_id) replays a recorded click.
+    ///
+    /// ```
+    /// use linkgate::{ClickRecorder, Device, Gate, Link, LinkTable, Rule};
+    /// let link = Link::builder("/go/app", "https://example.com/app")
+    ///     .rule(Rule::new("ios", "https://apps.apple.com/app/id1").device(Device::Ios))
+    ///     .build()?;
+    /// let (recorder, _guard) = ClickRecorder::builder(()).spawn()?;
+    /// let gate = Gate::builder(LinkTable::from_links(vec![link])?, recorder).prefix("/go/").build();
+    /// let (parts, _) = http::Request::get("/go/App/")
+    ///     .header("user-agent", "Mozilla/5.0 (Linux; Android 14)")
+    ///     .body(())?
+    ///     .into_parts();
+    /// let e = gate.explain(&parts, None);
+    /// assert_eq!(e.key.as_deref(), Some("/go/app"));
+    /// assert_eq!(e.location.as_deref(), Some("https://example.com/app"));
+    /// println!("{e}"); // rule `ios`: no match (device is android) ...
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn explain(&self, parts: &Parts, peer: Option<IpAddr>) -> Explanation {
+        let ts = (self.b.clock)();
+        self.explain_with_id(parts, peer, ClickId::at(ts))
+    }
+
+    /// [`explain`](Self::explain) with a given click id (e.g. from a recorded click, to see
+    /// which split variant it got).
+    pub fn explain_with_id(
+        &self,
+        parts: &Parts,
+        peer: Option<IpAddr>,
+        click_id: ClickId,
+    ) -> Explanation {
+        let b = &self.b;
+        let path = parts.uri.path();
+        let ts = (b.clock)();
+        let mut e = Explanation {
+            path: parts.uri.to_string(),
+            client_ip: self.client_ip(parts, peer),
+            key: None,
+            link: None,
+            why_unmatched: None,
+            bot: None,
+            cap: None,
+            capped: false,
+            rules: Vec::new(),
+            rule: None,
+            variant: None,
+            unique: None,
+            suspicious: None,
+            outcome: Outcome::default().into(),
+            status: None,
+            location: None,
+            recorded: false,
+        };
+        if !self.covers(path) {
+            e.why_unmatched = Some(format!("path is not under the prefix `{}`", b.prefix));
+            return e;
+        }
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            e.why_unmatched = Some(format!(
+                "method {} is not GET or HEAD: {}",
+                parts.method,
+                match b.methods {
+                    MethodPolicy::Pass => "passed to the app",
+                    MethodPolicy::NotAllowed => "answered 405",
+                }
+            ));
+            return e;
+        }
+        let snap = b.table.snapshot();
+        let (norm, found) = snap.explain_lookup(path, Some(ts));
+        e.key = norm;
+        match found {
+            Some((i, live)) => {
+                let link = snap.link(i);
+                e.link = link.as_ref().map(|l| l.key().to_string());
+                if !live {
+                    let window = link
+                        .map(|l| {
+                            format!(
+                                "not_before {:?}, not_after {:?}",
+                                l.not_before(),
+                                l.not_after()
+                            )
+                        })
+                        .unwrap_or_default();
+                    e.why_unmatched =
+                        Some(format!("the link exists but is not live now ({window})"));
+                }
+            }
+            None => e.why_unmatched = Some("no link has this key".into()),
+        }
+        let mut redirect = b.table.resolve_uri_raw(&parts.uri);
+        if redirect.is_default() && b.unknown == UnknownPolicy::Pass {
+            e.why_unmatched = e.why_unmatched.map(|w| format!("{w}; passed to the app"));
+            return e;
+        }
+        if let Some(l) = redirect.link() {
+            e.cap = l
+                .routing()
+                .and_then(|r| r.max_clicks())
+                .map(|max| (l.cap_count().unwrap_or(0), max));
+        }
+        let mut out = Outcome::default();
+        let mut steps = Vec::new();
+        if !self.route(
+            parts,
+            &mut redirect,
+            ts,
+            click_id,
+            &mut out,
+            Some(&mut steps),
+        ) {
+            e.capped = true;
+            e.why_unmatched =
+                Some("max_clicks reached, no overflow target: passed to the app".into());
+            return e;
+        }
+        redirect.expand(click_id);
+        e.rules = steps;
+        e.capped = out.capped;
+        e.bot = out.bot.map(|bot| {
+            (
+                bot,
+                out.bot_reason
+                    .as_ref()
+                    .map(|r| String::from_utf8_lossy(r).into_owned()),
+            )
+        });
+        e.rule = out
+            .rule
+            .as_ref()
+            .map(|r| String::from_utf8_lossy(r).into_owned());
+        e.variant = out
+            .variant
+            .as_ref()
+            .map(|r| String::from_utf8_lossy(r).into_owned());
+        e.unique = out.unique;
+        e.suspicious = out.suspicious;
+        e.status = Some(redirect.status().as_u16());
+        e.location = redirect.location().to_str().ok().map(str::to_string);
+        e.recorded = !((redirect.is_default() && !b.record_unmatched) || out.dont_record);
+        e.outcome = out.into();
+        e
     }
 
     fn click(
@@ -397,5 +782,180 @@ impl Gate {
                 .find(|ip| !trusted(*ip))
                 .unwrap_or(peer),
         )
+    }
+}
+
+/// The verdicts and labels one request collects on its way through the gate.
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    bot: Option<bool>,
+    preview: bool,
+    bot_reason: Option<Bytes>,
+    dont_record: bool,
+    bot_redirected: bool,
+    capped: bool,
+    rule: Option<Bytes>,
+    variant: Option<Bytes>,
+    unique: Option<bool>,
+    suspicious: Option<bool>,
+    suspicious_reason: Option<Bytes>,
+}
+
+impl Outcome {
+    fn apply(self, c: &mut Click) {
+        c.bot = self.bot;
+        c.unique = self.unique;
+        c.suspicious = self.suspicious;
+        if self.bot_reason.is_some()
+            || self.suspicious_reason.is_some()
+            || self.rule.is_some()
+            || self.variant.is_some()
+        {
+            let n = c.notes_mut();
+            n.bot_reason = self.bot_reason;
+            n.suspicious_reason = self.suspicious_reason;
+            n.rule = self.rule;
+            n.variant = self.variant;
+        }
+    }
+}
+
+/// Opaque per-request state kept in an [`Explanation`] (for future fields).
+#[derive(Debug, Clone, Default)]
+pub struct ExplainedOutcome {
+    bot_redirected: bool,
+    dont_record: bool,
+}
+
+impl From<Outcome> for ExplainedOutcome {
+    fn from(o: Outcome) -> Self {
+        ExplainedOutcome {
+            bot_redirected: o.bot_redirected,
+            dont_record: o.dont_record,
+        }
+    }
+}
+
+/// The decision trace of one request, from [`Gate::explain`]; `Display` prints it for people.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Explanation {
+    /// The request URI as received.
+    pub path: String,
+    /// The client address the gate would use (after trusted proxies).
+    pub client_ip: Option<IpAddr>,
+    /// The key after normalisation (`None` when the path cannot be a key, e.g. a bad escape).
+    pub key: Option<String>,
+    /// The key of the link the path names (even when it is not live).
+    pub link: Option<String>,
+    /// Why no link answers (or why the request passes to the app).
+    pub why_unmatched: Option<String>,
+    /// Bot verdict and reason, when bot detection runs.
+    pub bot: Option<(bool, Option<String>)>,
+    /// `(sent so far, max_clicks)` for a capped link.
+    pub cap: Option<(u64, u64)>,
+    /// Whether the cap is reached.
+    pub capped: bool,
+    /// Every rule tried, in order, with its outcome.
+    pub rules: Vec<RuleStep>,
+    /// The rule that routed the request.
+    pub rule: Option<String>,
+    /// The split variant chosen.
+    pub variant: Option<String>,
+    /// Unique-visitor verdict (`None` when not checked: a dry run never inserts).
+    pub unique: Option<bool>,
+    /// Flood verdict (`None` when not checked).
+    pub suspicious: Option<bool>,
+    /// Internal flags of the outcome.
+    pub outcome: ExplainedOutcome,
+    /// Status of the redirect that would be sent (`None`: passed to the app).
+    pub status: Option<u16>,
+    /// `Location` that would be sent.
+    pub location: Option<String>,
+    /// Whether a click would be recorded.
+    pub recorded: bool,
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "request: {}", self.path)?;
+        if let Some(ip) = self.client_ip {
+            writeln!(f, "client: {ip}")?;
+        }
+        writeln!(
+            f,
+            "key after normalisation: {}",
+            self.key.as_deref().unwrap_or("(none)")
+        )?;
+        match (&self.link, &self.why_unmatched) {
+            (Some(l), None) => writeln!(f, "link: {l}")?,
+            (Some(l), Some(w)) => writeln!(f, "link: {l} — {w}")?,
+            (None, Some(w)) => writeln!(f, "no link: {w}")?,
+            (None, None) => {}
+        }
+        if let Some((bot, reason)) = &self.bot {
+            let action = if !*bot {
+                ""
+            } else if self.outcome.bot_redirected {
+                " → sent to the bot target"
+            } else if self.outcome.dont_record {
+                " → not recorded"
+            } else {
+                " → flagged"
+            };
+            writeln!(
+                f,
+                "bot: {bot}{}{action}",
+                reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )?;
+        }
+        if let Some((n, max)) = self.cap {
+            writeln!(
+                f,
+                "cap: {n} of {max} sent{}",
+                if self.capped { " — reached" } else { "" }
+            )?;
+        }
+        for step in &self.rules {
+            match &step.outcome {
+                Ok(()) => writeln!(f, "rule `{}`: match", step.rule)?,
+                Err(why) => writeln!(f, "rule `{}`: no match ({why})", step.rule)?,
+            }
+        }
+        if let Some(v) = &self.variant {
+            writeln!(f, "split variant: {v}")?;
+        }
+        if let Some(u) = self.unique {
+            writeln!(f, "unique: {u}")?;
+        }
+        if let Some(s) = self.suspicious {
+            writeln!(f, "suspicious: {s}")?;
+        }
+        match (self.status, &self.location) {
+            (Some(s), Some(l)) => write!(
+                f,
+                "answer: {s} → {l}{}",
+                if self.recorded {
+                    " (click recorded)"
+                } else {
+                    " (not recorded)"
+                }
+            ),
+            _ => write!(f, "answer: passed to the app"),
+        }
+    }
+}
+
+/// Sends a redirect to its `Location` without the query string (and fragment).
+#[cfg(feature = "fraud")]
+fn strip_query(r: &mut Redirect) {
+    let loc = r.location().as_bytes();
+    if let Some(q) = loc.iter().position(|&b| b == b'?' || b == b'#') {
+        if let Ok(v) = HeaderValue::from_bytes(&loc[..q]) {
+            r.set_location(v);
+        }
     }
 }

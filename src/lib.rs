@@ -68,6 +68,7 @@ mod location;
 #[cfg(feature = "os")]
 mod recorder;
 mod redirect;
+pub mod rules;
 mod set;
 mod shard;
 #[cfg(feature = "os")]
@@ -88,13 +89,18 @@ pub use clock::system_now_ms;
 pub use drain::{DrainBuilder, DrainGuard, RetryPolicy};
 pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERRORS, SyntaxError};
 pub use format::Format;
+#[cfg(feature = "json")]
+pub use format::apply_routing;
 #[cfg(feature = "os")]
 pub use format::load_file;
 #[cfg(feature = "fraud")]
 pub use fraud::{BotDetector, BotDetectorBuilder, BotPatternError, BotReason, UaClass, Verdict};
+#[cfg(all(feature = "os", feature = "fraud"))]
+pub use gate::BotPolicy;
 #[cfg(feature = "os")]
 pub use gate::{
-    BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy,
+    BadProxy, Decision, ExplainedOutcome, Explanation, Gate, GateBuilder, GateStats, Handled,
+    MethodPolicy, TrustedProxy, UnknownPolicy,
 };
 #[cfg(feature = "actix")]
 pub use integration::actix::LinkgateMiddleware;
@@ -107,6 +113,7 @@ pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
 #[cfg(feature = "os")]
 pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
 pub use redirect::{MatchedLink, PERMANENT_MAX_AGE, Redirect};
+pub use rules::{Device, Routing, Rule};
 pub use set::LinkSet;
 #[cfg(feature = "os")]
 pub use sink::{

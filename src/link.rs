@@ -7,6 +7,7 @@ use http::StatusCode;
 
 use crate::error::LinkError;
 use crate::key;
+use crate::rules::{Routing, RoutingSpec, Rule};
 use crate::target::{self, TargetKind};
 
 /// Where an entry came from, for error messages: a line (and column) of a file, or an index in a
@@ -79,6 +80,7 @@ pub struct Link {
     not_before: Option<i64>,
     not_after: Option<i64>,
     tags: Option<Tags>,
+    routing: Option<Arc<Routing>>,
     origin: Option<Origin>,
 }
 
@@ -106,6 +108,9 @@ impl fmt::Debug for Link {
         if !self.tags().is_empty() {
             d.field("tags", &self.tags());
         }
+        if let Some(r) = &self.routing {
+            d.field("routing", r);
+        }
         d.finish()
     }
 }
@@ -123,6 +128,7 @@ impl Link {
             not_before: None,
             not_after: None,
             tags: Vec::new(),
+            routing: RoutingSpec::default(),
             origin: None,
         }
     }
@@ -208,6 +214,17 @@ impl Link {
         self.tags.as_ref()
     }
 
+    /// Targeting rules, split, cap and bot target, if any (see [`crate::rules`]).
+    pub fn routing(&self) -> Option<&Arc<Routing>> {
+        self.routing.as_ref()
+    }
+
+    /// Same link with another routing (used by [`apply_routing`](crate::apply_routing)).
+    pub fn with_routing(mut self, routing: Option<Arc<Routing>>) -> Link {
+        self.routing = routing;
+        self
+    }
+
     /// Where the link came from (file line or list index), if known.
     pub fn origin(&self) -> Option<Origin> {
         self.origin
@@ -233,6 +250,7 @@ pub struct LinkBuilder {
     not_before: Option<i64>,
     not_after: Option<i64>,
     tags: Vec<(String, String)>,
+    routing: RoutingSpec,
     origin: Option<Origin>,
 }
 
@@ -270,6 +288,39 @@ impl LinkBuilder {
     /// Adds a tag copied into every click of this link.
     pub fn tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.push((name.into(), value.into()));
+        self
+    }
+    /// Adds a targeting rule (tried in the order added; first match wins).
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.routing.rules.push(rule);
+        self
+    }
+    /// Adds a split variant: `weight` out of the sum of all weights goes to `target`.
+    pub fn variant(
+        mut self,
+        name: impl Into<String>,
+        weight: u32,
+        target: impl Into<String>,
+    ) -> Self {
+        self.routing
+            .split
+            .push((name.into(), weight, target.into()));
+        self
+    }
+    /// Sends at most this many visitors to the link's targets (counted by the gate).
+    pub fn max_clicks(mut self, n: u64) -> Self {
+        self.routing.max_clicks = Some(n);
+        self
+    }
+    /// Where visitors go once `max_clicks` is reached (default: the link answers as unknown).
+    pub fn overflow(mut self, target: impl Into<String>) -> Self {
+        self.routing.overflow = Some(target.into());
+        self
+    }
+    /// Where bots go under [`BotPolicy::Redirect`](crate::BotPolicy) (default: the target
+    /// without its query string).
+    pub fn bot_target(mut self, target: impl Into<String>) -> Self {
+        self.routing.bot_target = Some(target.into());
         self
     }
     /// Records where this entry came from, for error messages.
@@ -355,6 +406,7 @@ impl LinkBuilder {
             not_before: self.not_before,
             not_after: self.not_after,
             tags,
+            routing: self.routing.build()?,
             origin: self.origin,
         })
     }

@@ -52,7 +52,7 @@ pub enum TryRecordError {
 pub(crate) struct Sharded([CachePadded<AtomicU64>; SHARDS]);
 
 impl Sharded {
-    fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         let i = crate::shard::index();
         self.0[i].fetch_add(n, Ordering::SeqCst);
     }
@@ -60,7 +60,7 @@ impl Sharded {
         let i = crate::shard::index();
         self.0[i].fetch_sub(n, Ordering::SeqCst);
     }
-    fn sum(&self) -> u64 {
+    pub(crate) fn sum(&self) -> u64 {
         self.0
             .iter()
             .map(|a| a.load(Ordering::SeqCst))

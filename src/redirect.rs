@@ -3,8 +3,12 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use crate::click_id::ClickId;
 use crate::link::Tags;
+use crate::rules::{RouteTarget, Routing};
 use crate::template;
 
 /// Cache lifetime sent with 301/308 unless a link sets its own.
@@ -36,6 +40,12 @@ pub struct MatchedLink {
     pub(crate) tags: Option<Tags>,
     pub(crate) version: u64,
     pub(crate) prefix: bool,
+    /// `F_QUERY | F_PATH` of the snapshot entry.
+    pub(crate) forward: u8,
+    /// Length of the raw path tail below a prefix key (forwarded when `forward_path`).
+    pub(crate) suffix_len: u32,
+    pub(crate) routing: Option<Arc<Routing>>,
+    pub(crate) cap: Option<Arc<AtomicU64>>,
 }
 
 impl MatchedLink {
@@ -73,6 +83,38 @@ impl MatchedLink {
     /// Version of the snapshot that answered.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The link's targeting rules, split, cap and bot target, if any.
+    pub fn routing(&self) -> Option<&Arc<Routing>> {
+        self.routing.as_ref()
+    }
+
+    /// Visitors this link has sent on so far, when it has `max_clicks` (counted by the gate;
+    /// survives reloads while the key keeps its cap).
+    pub fn cap_count(&self) -> Option<u64> {
+        self.cap
+            .as_ref()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Takes one unit of the link's click cap: `true` if it was below `max_clicks` (the visitor
+    /// may be sent on), `false` once the cap is reached. Links without a cap always pass. Exact
+    /// under any number of threads: one `fetch_add` on the link's counter is the linearisation
+    /// point, so exactly `max_clicks` calls ever return `true`.
+    pub fn take_cap(&self) -> bool {
+        let (Some(c), Some(max)) = (
+            &self.cap,
+            self.routing.as_ref().and_then(|r| r.max_clicks()),
+        ) else {
+            return true;
+        };
+        use std::sync::atomic::Ordering::Relaxed;
+        // Once full, stay read-only: no more writes to a hot cache line.
+        if c.load(Relaxed) >= max {
+            return false;
+        }
+        c.fetch_add(1, Relaxed) < max
     }
 }
 
@@ -146,6 +188,26 @@ impl Redirect {
         self.location = template::expand(&self.location, id_str, key);
         self.template = false;
         self.click_id = Some(id);
+    }
+
+    /// Sends this redirect to another target of the same link (a rule, split variant, overflow or
+    /// bot target), forwarding path and query as the link does. `path`/`query` are the
+    /// request's, as given to resolve.
+    pub fn retarget(&mut self, t: &RouteTarget, path: &str, query: Option<&str>) {
+        let (forward, suffix_len) = self
+            .link
+            .as_ref()
+            .map_or((0, 0), |l| (l.forward, l.suffix_len as usize));
+        let suffix = (forward & 2 != 0 && suffix_len > 0 && suffix_len <= path.len())
+            .then(|| path.get(path.len() - suffix_len..))
+            .flatten();
+        let query = query.filter(|q| !q.is_empty() && forward & 1 != 0);
+        self.location = if suffix.is_some() || query.is_some() {
+            crate::location::build(t.as_str(), suffix, query)
+        } else {
+            t.location().clone()
+        };
+        self.template = t.is_template();
     }
 
     /// Replaces the `Location` (used by template expansion and rules).

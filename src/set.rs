@@ -54,6 +54,7 @@ impl LinkSet {
             for (n, v) in l.tags() {
                 (n, v).hash(&mut h);
             }
+            l.routing().map(|r| &**r).hash(&mut h);
             sum = sum.wrapping_add(h.finish());
         }
         let mut h = state.build_hasher();

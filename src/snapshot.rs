@@ -11,6 +11,8 @@
 //! touch the same refcount (one shared count would bounce a cache line between cores on every hit).
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -21,6 +23,7 @@ use crate::key::{self, KeyBuf, Stop};
 use crate::link::{DefaultRedirect, Link, Origin, Tags};
 use crate::location;
 use crate::redirect::{MatchedLink, Redirect};
+use crate::rules::Routing;
 use crate::set::LinkSet;
 use crate::target;
 
@@ -52,6 +55,10 @@ struct Extras {
     tags: Option<Tags>,
     not_before: Option<i64>,
     not_after: Option<i64>,
+    routing: Option<Arc<Routing>>,
+    /// Clicks sent on so far, for a link with `max_clicks`; the same counter is handed from
+    /// snapshot to snapshot for as long as the key keeps a cap.
+    cap: Option<Arc<AtomicU64>>,
 }
 
 impl Extras {
@@ -108,7 +115,7 @@ enum Found<'p> {
 
 impl Snapshot {
     pub(crate) fn empty(opts: &BuildOptions, version: u64) -> Snapshot {
-        Snapshot::build(LinkSet::default(), opts, version)
+        Snapshot::build(LinkSet::default(), opts, version, None)
             .unwrap_or_else(|_| unreachable!("an empty set is valid"))
     }
 
@@ -116,6 +123,7 @@ impl Snapshot {
         set: LinkSet,
         opts: &BuildOptions,
         version: u64,
+        prev: Option<&Snapshot>,
     ) -> Result<Snapshot, LoadError> {
         let content_hash = set.content_hash();
         let LinkSet { links, default, .. } = set;
@@ -214,6 +222,7 @@ impl Snapshot {
             let extras = if link.tags().is_empty()
                 && link.not_before().is_none()
                 && link.not_after().is_none()
+                && link.routing().is_none()
             {
                 NONE
             } else {
@@ -221,6 +230,8 @@ impl Snapshot {
                     tags: link.tags_arc().cloned(),
                     not_before: link.not_before(),
                     not_after: link.not_after(),
+                    routing: link.routing().cloned(),
+                    cap: None,
                 });
                 (snap.extras.len() - 1) as u32
             };
@@ -279,6 +290,23 @@ impl Snapshot {
             }
         }
         snap.max_prefix = max_prefix.unwrap_or(0);
+        // Click caps: keep counting where the previous generation left off.
+        for idx in 0..snap.entries.len() as u32 {
+            let x = snap.entries[idx as usize].extras;
+            if x == NONE
+                || snap.extras[x as usize]
+                    .routing
+                    .as_ref()
+                    .is_none_or(|r| r.max_clicks().is_none())
+            {
+                continue;
+            }
+            let prefix = snap.entries[idx as usize].flags & F_PREFIX != 0;
+            let counter = prev
+                .and_then(|p| p.cap_counter(snap.key_of(idx), prefix))
+                .unwrap_or_default();
+            snap.extras[x as usize].cap = Some(counter);
+        }
         snap.needs_clock = snap
             .extras
             .iter()
@@ -309,6 +337,15 @@ impl Snapshot {
         table.find(hash, |&j| self.key_of(j) == key).copied()
     }
 
+    /// The cap counter of the link stored under `key` (as stored), if it has one.
+    fn cap_counter(&self, key: &[u8], prefix: bool) -> Option<Arc<AtomicU64>> {
+        let table = if prefix { &self.prefixes } else { &self.exact };
+        let e = &self.entries[self.find(table, key)? as usize];
+        (e.extras != NONE)
+            .then(|| self.extras[e.extras as usize].cap.clone())
+            .flatten()
+    }
+
     fn live(&self, idx: u32, now: Option<i64>) -> bool {
         let e = &self.entries[idx as usize];
         e.extras == NONE || self.extras[e.extras as usize].live(now)
@@ -317,6 +354,30 @@ impl Snapshot {
     /// Finds the link for a path (before `?`). Exact keys win over prefix keys; the longest
     /// prefix wins among prefix keys.
     fn lookup<'p>(&self, path: &'p str, now: Option<i64>) -> Found<'p> {
+        self.lookup_with(path, |i| self.live(i, now))
+    }
+
+    /// For [`Gate::explain`](crate::Gate::explain): the normalised key, and the link the path
+    /// names ignoring time windows with whether it is live at `now`.
+    #[cfg_attr(not(feature = "os"), allow(dead_code))]
+    pub(crate) fn explain_lookup(
+        &self,
+        path: &str,
+        now: Option<i64>,
+    ) -> (Option<String>, Option<(usize, bool)>) {
+        let mut buf = KeyBuf::new();
+        let norm = key::normalize(path.as_bytes(), self.case_sensitive, usize::MAX, &mut buf)
+            .ok()
+            .map(|_| String::from_utf8_lossy(&buf).into_owned());
+        let found = match self.lookup_with(path, |_| true) {
+            Found::Exact(i) | Found::Prefix(i, _) => Some((i as usize, self.live(i, now))),
+            Found::Nothing => None,
+        };
+        (norm, found)
+    }
+
+    #[inline(always)]
+    fn lookup_with<'p>(&self, path: &'p str, live: impl Fn(u32) -> bool) -> Found<'p> {
         let raw = path.as_bytes();
         let mut buf = KeyBuf::new();
         let res = key::normalize(raw, self.case_sensitive, self.limit, &mut buf);
@@ -325,7 +386,7 @@ impl Snapshot {
         }
         if res.is_ok() {
             if let Some(i) = self.find(&self.exact, &buf) {
-                if self.live(i, now) {
+                if live(i) {
                     return Found::Exact(i);
                 }
             }
@@ -335,7 +396,7 @@ impl Snapshot {
         }
         if res.is_ok() {
             if let Some(i) = self.find(&self.prefixes, &buf) {
-                if self.live(i, now) {
+                if live(i) {
                     return Found::Prefix(i, &path[key::raw_offset(raw, buf.len())..]);
                 }
             }
@@ -351,7 +412,7 @@ impl Snapshot {
                 continue;
             }
             if let Some(i) = self.find(&self.prefixes, &buf[..pos]) {
-                if self.live(i, now) {
+                if live(i) {
                     return Found::Prefix(i, &path[raw_pos..]);
                 }
             }
@@ -393,6 +454,7 @@ impl Snapshot {
             e.location.clone()
         };
         let off = e.key_off as usize;
+        let x = (e.extras != NONE).then(|| &self.extras[e.extras as usize]);
         Redirect {
             status: e.status,
             location,
@@ -402,11 +464,13 @@ impl Snapshot {
             link: Some(MatchedLink {
                 key: self.chunks[e.chunk as usize].slice(off..off + e.key_len as usize),
                 index: i,
-                tags: (e.extras != NONE)
-                    .then(|| self.extras[e.extras as usize].tags.clone())
-                    .flatten(),
+                tags: x.and_then(|x| x.tags.clone()),
                 version: self.version,
                 prefix: e.flags & F_PREFIX != 0,
+                forward: e.flags & (F_QUERY | F_PATH),
+                suffix_len: suffix.map_or(0, |s| s.len() as u32),
+                routing: x.and_then(|x| x.routing.clone()),
+                cap: x.and_then(|x| x.cap.clone()),
             }),
         }
     }
@@ -473,6 +537,7 @@ impl Snapshot {
             for (n, v) in x.tags.as_deref().unwrap_or(&[]) {
                 b = b.tag(n.to_string(), v.to_string());
             }
+            return b.build().ok().map(|l| l.with_routing(x.routing.clone()));
         }
         b.build().ok()
     }
@@ -655,7 +720,7 @@ mod probe_count {
             default: DefaultRedirect::default(),
             own_hosts: vec![],
         };
-        let snap = Snapshot::build(links.into(), &opts, 1).unwrap();
+        let snap = Snapshot::build(links.into(), &opts, 1, None).unwrap();
         let calls = Cell::new(0u64);
         for i in 0..100_000 {
             let key = format!("/go/aff-{i:07}-xyz");

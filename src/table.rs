@@ -255,7 +255,8 @@ impl LinkTable {
     /// Builds and validates a snapshot from `links` without publishing it.
     pub fn prepare(&self, links: impl Into<LinkSet>) -> Result<Snapshot, LoadError> {
         let version = self.shared.versions.fetch_add(1, Ordering::Relaxed) + 1;
-        Snapshot::build(links.into(), &self.shared.options, version)
+        let current = self.shared.current.load();
+        Snapshot::build(links.into(), &self.shared.options, version, Some(&current))
     }
 
     /// Builds, validates and publishes a new snapshot; the `max_removed_fraction` guard applies.

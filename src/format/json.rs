@@ -9,7 +9,21 @@
 //!    "tags": {"campaign": "summer"}}
 //! ]
 //! ```
-//! or `{"default": "https://store.com/", "default_status": 302, "links": [ ... ]}`. Unknown fields
+//! or `{"default": "https://store.com/", "default_status": 302, "links": [ ... ]}`.
+//!
+//! Routing (see [`crate::rules`]) — rules are tried in order, first match wins; a value or a list
+//! of values per condition; `after`/`before` are instants like `not_before`:
+//! ```json
+//! {"key": "/go/app", "target": "https://example.com/app",
+//!  "rules": [{"name": "ios", "device": "ios", "target": "https://apps.apple.com/app/id1"},
+//!            {"name": "dach", "country": ["DE", "AT", "CH"], "language": "de",
+//!             "after": "2026-12-01T00:00:00Z", "target": "https://example.de/app"}],
+//!  "split": [{"name": "a", "weight": 70, "target": "https://example.com/app?v=a"},
+//!            {"name": "b", "weight": 30, "target": "https://example.com/app?v=b"}],
+//!  "max_clicks": 10000, "overflow": "https://example.com/sold-out",
+//!  "bot_target": "https://example.com/app"}
+//! ```
+//! Unknown fields
 //! are errors (a typo must not silently drop a setting). Times are RFC 3339 UTC strings or Unix
 //! seconds.
 
@@ -20,7 +34,8 @@ use serde_json::value::RawValue;
 
 use crate::clock::parse_instant;
 use crate::error::{Errors, LoadError};
-use crate::link::{DefaultRedirect, Link, Origin};
+use crate::link::{DefaultRedirect, Link, LinkBuilder, Origin};
+use crate::rules::Rule;
 use crate::set::LinkSet;
 
 use super::{line_col, syntax};
@@ -56,6 +71,120 @@ struct Spec {
     not_after: Option<Instant>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    #[serde(default)]
+    rules: Vec<RuleJson>,
+    #[serde(default)]
+    split: Vec<VariantJson>,
+    max_clicks: Option<u64>,
+    overflow: Option<String>,
+    bot_target: Option<String>,
+}
+
+/// The routing fields of a link (also the value type of a routing side file).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutingJson {
+    #[serde(default)]
+    rules: Vec<RuleJson>,
+    #[serde(default)]
+    split: Vec<VariantJson>,
+    max_clicks: Option<u64>,
+    overflow: Option<String>,
+    bot_target: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleJson {
+    name: String,
+    target: String,
+    #[serde(default)]
+    device: OneOrMany,
+    #[serde(default)]
+    country: OneOrMany,
+    #[serde(default)]
+    language: OneOrMany,
+    after: Option<Instant>,
+    before: Option<Instant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantJson {
+    name: String,
+    weight: u32,
+    target: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn iter(&self) -> std::slice::Iter<'_, String> {
+        match self {
+            OneOrMany::None => [].iter(),
+            OneOrMany::One(s) => std::slice::from_ref(s).iter(),
+            OneOrMany::Many(v) => v.iter(),
+        }
+    }
+}
+
+impl RoutingJson {
+    /// Adds these settings to a link builder.
+    pub(crate) fn apply(self, mut b: LinkBuilder) -> Result<LinkBuilder, crate::LinkError> {
+        for r in self.rules {
+            let mut rule = Rule::new(r.name.clone(), r.target);
+            for d in r.device.iter() {
+                rule = rule.device(d.parse().map_err(|e: crate::LinkError| {
+                    crate::LinkError::Rule {
+                        rule: r.name.clone(),
+                        field: "device",
+                        reason: e.to_string(),
+                    }
+                })?);
+            }
+            for c in r.country.iter() {
+                rule = rule.country(c);
+            }
+            for l in r.language.iter() {
+                rule = rule.language(l);
+            }
+            for (field, t) in [("after", &r.after), ("before", &r.before)] {
+                if let Some(t) = t {
+                    let ms = t.ms().map_err(|reason| crate::LinkError::Rule {
+                        rule: r.name.clone(),
+                        field,
+                        reason,
+                    })?;
+                    rule = if field == "after" {
+                        rule.after(ms)
+                    } else {
+                        rule.before(ms)
+                    };
+                }
+            }
+            b = b.rule(rule);
+        }
+        for v in self.split {
+            b = b.variant(v.name, v.weight, v.target);
+        }
+        if let Some(n) = self.max_clicks {
+            b = b.max_clicks(n);
+        }
+        if let Some(t) = self.overflow {
+            b = b.overflow(t);
+        }
+        if let Some(t) = self.bot_target {
+            b = b.bot_target(t);
+        }
+        Ok(b)
+    }
 }
 
 #[derive(Deserialize)]
@@ -168,6 +297,20 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         for (n, v) in spec.tags {
             b = b.tag(n, v);
         }
+        let routing = RoutingJson {
+            rules: spec.rules,
+            split: spec.split,
+            max_clicks: spec.max_clicks,
+            overflow: spec.overflow,
+            bot_target: spec.bot_target,
+        };
+        let b = match routing.apply(b) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(origin, e);
+                continue;
+            }
+        };
         match b.build() {
             Ok(l) => set.links.push(l),
             Err(e) => errors.push(origin, e),
@@ -177,9 +320,127 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
     Ok(set)
 }
 
+/// Adds routing (rules, split, caps, bot target) from a JSON side file to links loaded from a
+/// format without routing fields (CSV, nginx map).
+///
+/// The side file is one JSON object: link key → the routing fields of the JSON link format.
+/// Keys match after the usual normalisation (case, trailing `/`, percent-encoding). A key that
+/// names no link is an error (a typo must not silently drop a rule), and so is a bad rule; each
+/// error names the key and its line in the side file. Nothing is applied unless all of it is
+/// valid.
+///
+/// ```
+/// use linkgate::{Format, apply_routing};
+/// let set = Format::Csv.parse(b"key,target\n/go/app,https://example.com/app\n")?;
+/// let set = apply_routing(set, r#"{"/go/app": {"rules": [
+///     {"name": "android", "device": "android", "target": "https://play.google.com/store/apps/details?id=x"}]}}"#)?;
+/// assert_eq!(set.links[0].routing().unwrap().rules()[0].name(), "android");
+/// # Ok::<(), linkgate::LoadError>(())
+/// ```
+pub fn apply_routing(mut set: LinkSet, side_file: &str) -> Result<LinkSet, LoadError> {
+    let map: BTreeMap<String, &RawValue> =
+        serde_json::from_str(side_file).map_err(|e| json_error(side_file, 0, &e))?;
+    let fold = |k: &str| {
+        Link::new(k, "/")
+            .map(|l| l.key().to_ascii_lowercase())
+            .map_err(|e| e.to_string())
+    };
+    let mut index = std::collections::HashMap::with_capacity(set.links.len());
+    for (i, l) in set.links.iter().enumerate() {
+        index.insert(l.key().to_ascii_lowercase(), i);
+    }
+    let mut errors = Errors::default();
+    let mut updates = Vec::with_capacity(map.len());
+    for (key, raw) in map {
+        let base = raw.get().as_ptr() as usize - side_file.as_ptr() as usize;
+        let (line, column) = line_col(side_file.as_bytes(), base);
+        let origin = Origin::Line { line, column };
+        let field = |reason: String| crate::LinkError::Field {
+            field: "routing",
+            reason,
+        };
+        let Some(&i) = fold(&key).ok().and_then(|k| index.get(&k)) else {
+            errors.push(origin, field(format!("key `{key}` names no link")));
+            continue;
+        };
+        let routing: RoutingJson = match serde_json::from_str(raw.get()) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(origin, field(format!("key `{key}`: {e}")));
+                continue;
+            }
+        };
+        // Rebuild the link through its builder so the routing is validated like in a JSON file.
+        let link = &set.links[i];
+        let mut b = Link::builder(link.key(), link.target())
+            .status(link.status().as_u16())
+            .forward_query(link.forward_query())
+            .forward_path(link.forward_path());
+        if let Some(c) = link.cache_seconds() {
+            b = b.cache_seconds(c);
+        }
+        if let Some(t) = link.not_before() {
+            b = b.not_before(t);
+        }
+        if let Some(t) = link.not_after() {
+            b = b.not_after(t);
+        }
+        for (n, v) in link.tags() {
+            b = b.tag(n.to_string(), v.to_string());
+        }
+        match routing.apply(b).and_then(|b| b.build()) {
+            Ok(l) => updates.push((i, l.routing().cloned())),
+            Err(e) => errors.push(origin, e),
+        }
+    }
+    errors.into_result()?;
+    for (i, routing) in updates {
+        let l = std::mem::replace(&mut set.links[i], Link::new("/", "/").expect("valid"));
+        set.links[i] = l.with_routing(routing);
+    }
+    Ok(set)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routing_fields_and_side_file() {
+        let set = parse(r#"[{"key":"/go/a","target":"https://a.example/","rules":[{"name":"de","country":["DE","at"],"language":"de","target":"https://a.example/de"},{"name":"ios","device":"ios","target":"https://apps.apple.com/x"}],"split":[{"name":"x","weight":1,"target":"/x"},{"name":"y","weight":3,"target":"/y"}],"max_clicks":5,"overflow":"/sold-out"}]"#).unwrap();
+        let r = set.links[0].routing().unwrap();
+        assert_eq!(
+            (r.rules().len(), r.split().len(), r.max_clicks()),
+            (2, 2, Some(5))
+        );
+        let bad = parse("[\n{\"key\":\"/go/a\",\"target\":\"/a\",\"rules\":[{\"name\":\"r\",\"device\":\"toaster\",\"target\":\"/b\"}]}]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("line 2") && bad.contains("rule `r`") && bad.contains("toaster"),
+            "{bad}"
+        );
+        let bad = parse(
+            r#"[{"key":"/go/a","target":"/a","rules":[{"name":"r","target":"javascript:x"}]}]"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("rule `r`, target"), "{bad}");
+
+        let csv = crate::Format::Csv
+            .parse(b"key,target\n/go/a,/a\n/go/b,/b\n")
+            .unwrap();
+        let side = "{\n  \"/GO/B/\": {\"split\": [{\"name\":\"p\",\"weight\":1,\"target\":\"/p\"},{\"name\":\"q\",\"weight\":1,\"target\":\"/q\"}]},\n  \"/go/zzz\": {\"max_clicks\": 1}\n}";
+        let err = apply_routing(csv.clone(), side).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("/go/zzz"), "{err}");
+        let ok = apply_routing(
+            csv,
+            &side.replace(",\n  \"/go/zzz\": {\"max_clicks\": 1}", ""),
+        )
+        .unwrap();
+        assert!(ok.links[0].routing().is_none());
+        assert_eq!(ok.links[1].routing().unwrap().split().len(), 2);
+    }
 
     #[test]
     fn array_and_doc() {

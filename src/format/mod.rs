@@ -12,6 +12,9 @@ mod csv;
 mod json;
 mod nginx;
 
+#[cfg(feature = "json")]
+pub use json::apply_routing;
+
 use std::path::Path;
 
 use crate::error::{LoadError, SyntaxError};
@@ -71,6 +74,9 @@ impl Format {
 
 /// Reads and parses a link file, choosing the format by extension.
 ///
+/// With feature `json`, a CSV or nginx-map file `links.csv` gets its routing (rules, split,
+/// caps) from a side file `links.csv.routing.json` when one exists (see [`apply_routing`]).
+///
 /// ```no_run
 /// let links = linkgate::load_file("examples/links.map")?;
 /// let table = linkgate::LinkTable::from_links(links)?;
@@ -84,7 +90,24 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<LinkSet, LoadError> {
         path: path.display().to_string(),
         source,
     })?;
-    format.parse(&bytes).map_err(|e| with_path(e, path))
+    let set = format.parse(&bytes).map_err(|e| with_path(e, path))?;
+    #[cfg(feature = "json")]
+    if format != Format::Json {
+        let mut side = path.as_os_str().to_owned();
+        side.push(".routing.json");
+        let side = Path::new(&side);
+        match std::fs::read_to_string(side) {
+            Ok(text) => return apply_routing(set, &text).map_err(|e| with_path(e, side)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(LoadError::Io {
+                    path: side.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(set)
 }
 
 /// Adds the file name to a syntax error.

@@ -119,6 +119,14 @@ enum ReasonRepr {
 }
 
 impl BotReason {
+    /// The reason as shared bytes (free for the bundled reasons), for a click's `bot_reason`.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        match &self.0 {
+            ReasonRepr::Static(s) => bytes::Bytes::from_static(s.as_bytes()),
+            ReasonRepr::Shared(s) => bytes::Bytes::copy_from_slice(s.as_bytes()),
+        }
+    }
+
     /// The reason text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
