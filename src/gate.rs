@@ -7,11 +7,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{ACCEPT_LANGUAGE, FORWARDED, REFERER, USER_AGENT};
+use http::header::FORWARDED;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, request::Parts};
 
 use crate::click::{Click, MAX_HEADER_BYTES, bounded};
 use crate::click_id::ClickId;
+use crate::facts::Facts;
 #[cfg(feature = "fraud")]
 use crate::fraud::{BotDetector, UaClass, Verdict};
 use crate::ip::{IpPolicy, canonical};
@@ -385,8 +386,9 @@ impl Gate {
         }
         let ts = (b.clock)();
         let click_id = ClickId::at(ts);
+        let facts = Facts::scan(&parts.headers, b.country.as_ref());
         let mut out = Outcome::default();
-        if !self.route(parts, &mut redirect, ts, click_id, &mut out, None) {
+        if !self.route(parts, &facts, &mut redirect, ts, click_id, &mut out, None) {
             return Decision::Pass;
         }
         redirect.expand(click_id);
@@ -398,7 +400,7 @@ impl Gate {
                 recorded: None,
             });
         }
-        let mut click = self.click(parts, peer, &redirect, ts, click_id);
+        let mut click = self.click(parts, &facts, peer, &redirect, ts, click_id);
         out.apply(&mut click);
         let recorded = Some(b.recorder.record(click));
         Decision::Redirect(Handled {
@@ -463,9 +465,11 @@ impl Gate {
     /// Bots, cap, rules and split for a resolved request; `false` means "pass to the app" (a
     /// capped link without overflow under [`UnknownPolicy::Pass`]). `trace` (from `explain`)
     /// makes it a dry run: the cap is only looked at, not taken.
+    #[allow(clippy::too_many_arguments)]
     fn route(
         &self,
         parts: &Parts,
+        facts: &Facts<'_>,
         redirect: &mut Redirect,
         ts: i64,
         click_id: ClickId,
@@ -477,7 +481,7 @@ impl Gate {
         let query = parts.uri.query();
         #[cfg(feature = "fraud")]
         if let Some(d) = &b.bots {
-            let v: Verdict = d.classify_request(parts);
+            let v: Verdict = d.classify_facts(&parts.method, facts, &parts.headers);
             out.bot = Some(!v.is_human());
             if !v.is_human() {
                 out.preview = v.class == UaClass::Preview;
@@ -524,15 +528,10 @@ impl Gate {
             }
             return true;
         }
-        let h = &parts.headers;
         let visitor = Visitor {
-            user_agent: h.get(USER_AGENT).map(HeaderValue::as_bytes),
-            country: b
-                .country
-                .as_ref()
-                .and_then(|n| h.get(n))
-                .map(HeaderValue::as_bytes),
-            accept_language: h.get(ACCEPT_LANGUAGE).map(HeaderValue::as_bytes),
+            user_agent: facts.user_agent.map(HeaderValue::as_bytes),
+            country: facts.country.map(HeaderValue::as_bytes),
+            accept_language: facts.accept_language.map(HeaderValue::as_bytes),
             now_ms: ts,
         };
         let choice = routing.choose(&visitor, click_id, trace);
@@ -650,10 +649,12 @@ impl Gate {
                 .and_then(|r| r.max_clicks())
                 .map(|max| (l.cap_count().unwrap_or(0), max));
         }
+        let facts = Facts::scan(&parts.headers, b.country.as_ref());
         let mut out = Outcome::default();
         let mut steps = Vec::new();
         if !self.route(
             parts,
+            &facts,
             &mut redirect,
             ts,
             click_id,
@@ -696,13 +697,13 @@ impl Gate {
     fn click(
         &self,
         parts: &Parts,
+        facts: &Facts<'_>,
         peer: Option<IpAddr>,
         r: &Redirect,
         ts: i64,
         click_id: ClickId,
     ) -> Click {
         let b = &self.b;
-        let h = &parts.headers;
         let key = match r.link() {
             Some(l) => l.key_bytes().clone(),
             None => {
@@ -717,13 +718,9 @@ impl Gate {
             location: r.location().clone(),
             status: r.status().as_u16(),
             ip: self.client_ip(parts, peer).and_then(|ip| b.ip.apply(ip)),
-            user_agent: h.get(USER_AGENT).map(|v| bounded(v, MAX_HEADER_BYTES)),
-            referer: h.get(REFERER).map(|v| bounded(v, MAX_HEADER_BYTES)),
-            country: b
-                .country
-                .as_ref()
-                .and_then(|n| h.get(n))
-                .map(|v| bounded(v, 16)),
+            user_agent: facts.user_agent.map(|v| bounded(v, MAX_HEADER_BYTES)),
+            referer: facts.referer.map(|v| bounded(v, MAX_HEADER_BYTES)),
+            country: facts.country.map(|v| bounded(v, 16)),
             path_and_query: parts
                 .uri
                 .query()

@@ -53,6 +53,8 @@ mod clock;
 #[cfg(feature = "os")]
 mod drain;
 mod error;
+#[cfg(feature = "os")]
+mod facts;
 mod format;
 #[cfg(feature = "fraud")]
 mod fraud;

@@ -31,10 +31,11 @@
 //! nginx map get theirs from a JSON side file (see [`apply_routing`](crate::apply_routing)).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use http::HeaderValue;
+use memchr::memmem::Finder;
 
 use crate::click_id::ClickId;
 use crate::error::LinkError;
@@ -67,12 +68,15 @@ impl Device {
         if ua.is_empty() {
             return None;
         }
-        if memchr::memmem::find(ua, b"Android").is_some() {
+        // Built once: `memmem::find` would build a searcher on every call.
+        static ANDROID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Android"));
+        static IP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"iP"));
+        if ANDROID.find(ua).is_some() {
             return Some(Device::Android);
         }
-        // `iPhone`, `iPad`, `iPod` share `iP`; check the next two bytes.
+        // `iPhone`, `iPad`, `iPod` share `iP`; check the next bytes.
         let mut at = 0;
-        while let Some(i) = memchr::memmem::find(&ua[at..], b"iP") {
+        while let Some(i) = IP.find(&ua[at..]) {
             let rest = &ua[at + i + 2..];
             if rest.starts_with(b"hone") || rest.starts_with(b"ad") || rest.starts_with(b"od") {
                 return Some(Device::Ios);

@@ -637,6 +637,30 @@ impl BotDetector {
         verdict
     }
 
+    /// [`classify_headers`](Self::classify_headers) from headers the gate already scanned.
+    #[cfg(feature = "os")]
+    pub(crate) fn classify_facts(
+        &self,
+        method: &Method,
+        facts: &crate::facts::Facts<'_>,
+        headers: &HeaderMap,
+    ) -> Verdict {
+        if facts.user_agents > 1 {
+            return self.classify_headers(method, headers);
+        }
+        let ua = match facts.user_agent {
+            Some(ua) if !is_blank(ua.as_bytes()) => ua,
+            _ => return Verdict::fixed(UaClass::Bot, REASON_NO_UA),
+        };
+        if method == Method::HEAD {
+            return Verdict::fixed(UaClass::Bot, REASON_HEAD);
+        }
+        if facts.prefetch {
+            return Verdict::fixed(UaClass::Bot, REASON_PREFETCH);
+        }
+        self.classify_ua(ua.as_bytes())
+    }
+
     /// Classifies a `User-Agent` value. An empty (or all-whitespace) one is a bot
     /// (`"empty user-agent"`); otherwise the highest-precedence matching pattern decides
     /// (Human allow-list > Preview > Bot), and no match means human.
