@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use linkgate::{
-    ClickRecorder, DrainGuard, FileSource, Gate, JsonLinesSink, LinkTable, ReloadOutcome, Reloader,
-    UnknownPolicy,
+    BotDetector, BotPolicy, ClickRecorder, DrainGuard, FileSource, Gate, JsonLinesSink, LinkTable,
+    ReloadOutcome, Reloader, UnknownPolicy,
 };
 
 /// A linkgate example server: redirects under --prefix from the --links file, clicks to --clicks.
@@ -35,6 +35,28 @@ pub struct Args {
     /// Unknown keys under the prefix: `redirect` to the table's default, or `pass` to the app (404).
     #[arg(long, value_enum, default_value_t = Unknown::Redirect)]
     pub unknown: Unknown,
+    /// Bot and link-preview clicks: `flag` them in the click log, `redirect` them to the link's
+    /// bot target (or its target without the query string), `dont-record` them, or `off` (no
+    /// classification).
+    #[arg(long, value_enum, default_value_t = Bots::Flag)]
+    pub bots: Bots,
+    /// Request header holding the visitor's country (e.g. `cf-ipcountry`), for clicks and
+    /// country rules.
+    #[arg(long)]
+    pub country_header: Option<http::HeaderName>,
+}
+
+/// `--bots` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Bots {
+    /// No classification.
+    Off,
+    /// Record with `bot: true` and the reason.
+    Flag,
+    /// Send to the bot target, record with `bot: true`.
+    Redirect,
+    /// Serve, but record nothing.
+    DontRecord,
 }
 
 /// `--unknown` values.
@@ -85,10 +107,25 @@ pub fn setup(server: &str) -> Result<Setup, ExitCode> {
         Unknown::Redirect => UnknownPolicy::Redirect,
         Unknown::Pass => UnknownPolicy::Pass,
     };
-    let gate = Gate::builder(table.clone(), recorder)
+    let mut gate = Gate::builder(table.clone(), recorder)
         .prefix(args.prefix.clone())
-        .unknown(unknown)
-        .build();
+        .unknown(unknown);
+    if let Some(h) = &args.country_header {
+        gate = gate.country_header(h.clone());
+    }
+    let policy = match args.bots {
+        Bots::Off => None,
+        Bots::Flag => Some(BotPolicy::Flag),
+        Bots::Redirect => Some(BotPolicy::Redirect),
+        Bots::DontRecord => Some(BotPolicy::DontRecord),
+    };
+    if let Some(p) = policy {
+        let detector = BotDetector::builder()
+            .build()
+            .map_err(|e| fail(format!("bot patterns: {e}")))?;
+        gate = gate.bots(detector).bot_policy(p);
+    }
+    let gate = gate.build();
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -199,6 +236,19 @@ pub fn finish(setup: Setup) -> ExitCode {
         ..
     } = setup;
     drop(reloader);
+    let g = gate.stats();
+    tracing::info!(
+        "redirects: {} ({} unmatched), bots {} ({} previews, {} redirected, {} not recorded), rule matches {}, split choices {}, capped {}",
+        g.redirects,
+        g.unmatched,
+        g.bots,
+        g.previews,
+        g.bots_redirected,
+        g.bots_not_recorded,
+        g.rule_matches,
+        g.split_choices,
+        g.capped
+    );
     drop(gate);
     let s = guard.shutdown(Duration::from_secs(10));
     tracing::info!(
