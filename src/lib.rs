@@ -92,6 +92,11 @@ pub use format::Format;
 pub use format::load_file;
 #[cfg(feature = "fraud")]
 pub use fraud::{BotDetector, BotDetectorBuilder, BotPatternError, BotReason, UaClass, Verdict};
+#[cfg(feature = "fraud")]
+pub use fraud::{
+    FLOOD_SOURCE, FLOOD_SOURCE_KEY, FloodDetector, FloodDetectorBuilder, FloodVerdict,
+    StateConfigError, UniqueFilter, UniqueFilterBuilder, VisitorKey,
+};
 #[cfg(feature = "os")]
 pub use gate::{
     BadProxy, Decision, Gate, GateBuilder, Handled, MethodPolicy, TrustedProxy, UnknownPolicy,
@@ -139,4 +144,10 @@ fn assert_send_sync() {
     check::<Redirect>();
     check::<Link>();
     check::<LoadError>();
+    #[cfg(feature = "fraud")]
+    {
+        check::<UniqueFilter>();
+        check::<FloodDetector>();
+        check::<VisitorKey>();
+    }
 }
