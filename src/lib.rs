@@ -99,6 +99,11 @@ pub use format::load_file;
 pub use fraud::{BotDetector, BotDetectorBuilder, BotPatternError, BotReason, UaClass, Verdict};
 #[cfg(all(feature = "os", feature = "fraud"))]
 pub use gate::BotPolicy;
+#[cfg(feature = "fraud")]
+pub use fraud::{
+    FLOOD_SOURCE, FLOOD_SOURCE_KEY, FloodDetector, FloodDetectorBuilder, FloodVerdict,
+    StateConfigError, UniqueFilter, UniqueFilterBuilder, VisitorKey,
+};
 #[cfg(feature = "os")]
 pub use gate::{
     BadProxy, Decision, ExplainedOutcome, Explanation, Gate, GateBuilder, GateStats, Handled,
@@ -148,4 +153,10 @@ fn assert_send_sync() {
     check::<Redirect>();
     check::<Link>();
     check::<LoadError>();
+    #[cfg(feature = "fraud")]
+    {
+        check::<UniqueFilter>();
+        check::<FloodDetector>();
+        check::<VisitorKey>();
+    }
 }
