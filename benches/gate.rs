@@ -1,5 +1,6 @@
 //! The request path with click intelligence: `Gate::handle` for a link with 3 targeting rules, a
-//! split, and the bot check, against the same gate on a plain link and against `resolve` alone,
+//! split, the bot check, and (last pair) the unique-visitor and flood checks at default sizes with
+//! visitors from 1 M addresses, against the same gate on a plain link and against `resolve` alone,
 //! all in one run (ratios are what to read on a shared machine).
 //!
 //! `cargo bench --bench gate`
@@ -10,7 +11,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::request::Parts;
-use linkgate::{BotDetector, ClickRecorder, Decision, Device, Gate, Link, LinkTable, Rule};
+use linkgate::{
+    BotDetector, ClickRecorder, Decision, Device, FloodDetector, Gate, Link, LinkTable, Rule,
+    UniqueFilter,
+};
 
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
@@ -81,6 +85,23 @@ fn bench(c: &mut Criterion) {
         .country_header(country)
         .bots(BotDetector::builder().build().unwrap())
         .build();
+    let full_gate = Gate::builder(table.clone(), recorder.clone())
+        .prefix("/go/")
+        .country_header(http::HeaderName::from_static("cf-ipcountry"))
+        .bots(BotDetector::builder().build().unwrap())
+        .unique(UniqueFilter::builder().build().unwrap())
+        .flood(FloodDetector::builder().build().unwrap())
+        .build();
+    // 1 M visitors from different addresses, cycled: the unique and flood state is touched at
+    // random places, as in real traffic (one address would keep it in cache).
+    let ips: Vec<IpAddr> = (0..1_000_000u32)
+        .map(|i| IpAddr::from(std::net::Ipv4Addr::from(i.wrapping_mul(2_654_435_761))))
+        .collect();
+    let mut at = 0usize;
+    let mut next_ip = move || {
+        at = (at + 1) % ips.len();
+        ips[at]
+    };
     let ip: IpAddr = "203.0.113.77".parse().unwrap();
     let p_plain = parts("/go/plain");
     let p_smart = parts("/go/smart");
@@ -102,8 +123,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("gate_smart_rules_split_bots", |b| {
         b.iter(|| black_box(smart_gate.handle(black_box(&p_smart), Some(ip))))
     });
+    g.bench_function("gate_plain_no_checks_varying_ip", |b| {
+        b.iter(|| black_box(plain_gate.handle(black_box(&p_plain), Some(next_ip()))))
+    });
+    g.bench_function("gate_smart_all_checks_varying_ip", |b| {
+        b.iter(|| black_box(full_gate.handle(black_box(&p_smart), Some(next_ip()))))
+    });
     g.finish();
-    drop((plain_gate, smart_gate, recorder));
+    println!("gate stats (full): {:?}", full_gate.stats());
+    drop((plain_gate, smart_gate, full_gate, recorder));
     let s = guard.shutdown(Duration::from_secs(10));
     println!(
         "clicks recorded {} delivered {} dropped {} (drops mean the drain fell behind: the \

@@ -14,7 +14,7 @@ use crate::click::{Click, MAX_HEADER_BYTES, bounded};
 use crate::click_id::ClickId;
 use crate::facts::Facts;
 #[cfg(feature = "fraud")]
-use crate::fraud::{BotDetector, UaClass, Verdict};
+use crate::fraud::{BotDetector, FloodDetector, UaClass, UniqueFilter, Verdict, VisitorKey};
 use crate::ip::{IpPolicy, canonical};
 use crate::recorder::Sharded;
 use crate::recorder::{ClickRecorder, Recorded};
@@ -233,6 +233,10 @@ pub struct GateBuilder {
     bots: Option<BotDetector>,
     #[cfg(feature = "fraud")]
     bot_policy: BotPolicy,
+    #[cfg(feature = "fraud")]
+    unique: Option<Arc<UniqueFilter>>,
+    #[cfg(feature = "fraud")]
+    flood: Option<Arc<FloodDetector>>,
     counters: Arc<Counters>,
 }
 
@@ -242,6 +246,21 @@ impl GateBuilder {
     #[cfg(feature = "fraud")]
     pub fn bots(mut self, detector: BotDetector) -> Self {
         self.bots = Some(detector);
+        self
+    }
+    /// Mark repeat clicks of a visitor (anonymised IP + User-Agent) on a key within the
+    /// filter's window `unique: false` (feature `fraud`). Checked for every recorded click.
+    #[cfg(feature = "fraud")]
+    pub fn unique(mut self, filter: UniqueFilter) -> Self {
+        self.unique = Some(Arc::new(filter));
+        self
+    }
+    /// Flag clicks beyond the detector's limit per source (IPv4 address or IPv6 /64, the
+    /// client's full address, before anonymisation) `suspicious: true` with the reason
+    /// (feature `fraud`). The redirect is served all the same.
+    #[cfg(feature = "fraud")]
+    pub fn flood(mut self, detector: FloodDetector) -> Self {
+        self.flood = Some(Arc::new(detector));
         self
     }
     /// What bots get (default [`BotPolicy::Flag`]); needs [`bots`](Self::bots).
@@ -343,6 +362,10 @@ impl Gate {
             bots: None,
             #[cfg(feature = "fraud")]
             bot_policy: BotPolicy::Flag,
+            #[cfg(feature = "fraud")]
+            unique: None,
+            #[cfg(feature = "fraud")]
+            flood: None,
             counters: Arc::default(),
         }
     }
@@ -392,15 +415,19 @@ impl Gate {
             return Decision::Pass;
         }
         redirect.expand(click_id);
-        self.count(&redirect, &out);
         if (redirect.is_default() && !b.record_unmatched) || out.dont_record {
+            self.count(&redirect, &out);
             return Decision::Redirect(Handled {
                 redirect,
                 click_id,
                 recorded: None,
             });
         }
-        let mut click = self.click(parts, &facts, peer, &redirect, ts, click_id);
+        let client = self.client_ip(parts, peer);
+        let mut click = self.click(parts, &facts, client, &redirect, ts, click_id);
+        #[cfg(feature = "fraud")]
+        self.check_visitor(&mut out, client, &click, ts, false);
+        self.count(&redirect, &out);
         out.apply(&mut click);
         let recorded = Some(b.recorder.record(click));
         Decision::Redirect(Handled {
@@ -667,6 +694,12 @@ impl Gate {
             return e;
         }
         redirect.expand(click_id);
+        #[cfg(feature = "fraud")]
+        if !out.dont_record {
+            let client = self.client_ip(parts, peer);
+            let click = self.click(parts, &facts, client, &redirect, ts, click_id);
+            self.check_visitor(&mut out, client, &click, ts, true);
+        }
         e.rules = steps;
         e.capped = out.capped;
         e.bot = out.bot.map(|bot| {
@@ -694,11 +727,45 @@ impl Gate {
         e
     }
 
+    /// Unique-visitor and flood checks for a click about to be recorded (`dry`: look only).
+    #[cfg(feature = "fraud")]
+    fn check_visitor(
+        &self,
+        out: &mut Outcome,
+        client: Option<IpAddr>,
+        click: &Click,
+        ts: i64,
+        dry: bool,
+    ) {
+        let b = &self.b;
+        if let Some(u) = &b.unique {
+            let ua = click
+                .user_agent
+                .as_ref()
+                .map_or(&[][..], HeaderValue::as_bytes);
+            let v = VisitorKey::from_click_ip(click.ip.as_ref(), ua, &click.key);
+            out.unique = Some(if dry {
+                u.would_be_unique(v, ts)
+            } else {
+                u.check_and_insert(v, ts)
+            });
+        }
+        if let (Some(f), Some(ip)) = (&b.flood, client) {
+            let v = if dry {
+                f.peek(ip, Some(&click.key), ts)
+            } else {
+                f.check(ip, Some(&click.key), ts)
+            };
+            out.suspicious = Some(v.flagged);
+            out.suspicious_reason = v.reason.map(|r| Bytes::from_static(r.as_bytes()));
+        }
+    }
+
     fn click(
         &self,
         parts: &Parts,
         facts: &Facts<'_>,
-        peer: Option<IpAddr>,
+        client: Option<IpAddr>,
         r: &Redirect,
         ts: i64,
         click_id: ClickId,
@@ -717,7 +784,7 @@ impl Gate {
             key,
             location: r.location().clone(),
             status: r.status().as_u16(),
-            ip: self.client_ip(parts, peer).and_then(|ip| b.ip.apply(ip)),
+            ip: client.and_then(|ip| b.ip.apply(ip)),
             user_agent: facts.user_agent.map(|v| bounded(v, MAX_HEADER_BYTES)),
             referer: facts.referer.map(|v| bounded(v, MAX_HEADER_BYTES)),
             country: facts.country.map(|v| bounded(v, 16)),

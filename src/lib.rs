@@ -97,13 +97,13 @@ pub use format::apply_routing;
 pub use format::load_file;
 #[cfg(feature = "fraud")]
 pub use fraud::{BotDetector, BotDetectorBuilder, BotPatternError, BotReason, UaClass, Verdict};
-#[cfg(all(feature = "os", feature = "fraud"))]
-pub use gate::BotPolicy;
 #[cfg(feature = "fraud")]
 pub use fraud::{
     FLOOD_SOURCE, FLOOD_SOURCE_KEY, FloodDetector, FloodDetectorBuilder, FloodVerdict,
     StateConfigError, UniqueFilter, UniqueFilterBuilder, VisitorKey,
 };
+#[cfg(all(feature = "os", feature = "fraud"))]
+pub use gate::BotPolicy;
 #[cfg(feature = "os")]
 pub use gate::{
     BadProxy, Decision, ExplainedOutcome, Explanation, Gate, GateBuilder, GateStats, Handled,

@@ -386,3 +386,88 @@ fn json_rules_load_and_route() {
         "{loc}"
     );
 }
+
+static CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(NOW);
+
+fn test_clock() -> i64 {
+    CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn unique_and_flood_flags_through_the_gate() {
+    use linkgate::{FloodDetector, UniqueFilter};
+    let unique = UniqueFilter::builder()
+        .window(Duration::from_secs(3600))
+        .memory_bytes(1 << 20)
+        .build()
+        .unwrap();
+    let flood = FloodDetector::builder()
+        .limit(3)
+        .window(Duration::from_secs(60))
+        .memory_bytes(1 << 16)
+        .build()
+        .unwrap();
+    let links = vec![
+        Link::new("/go/a", "https://a.example/").unwrap(),
+        Link::new("/go/b", "https://b.example/").unwrap(),
+    ];
+    let (g, guard, sink) = gate_with(links, |b| b.clock(test_clock).unique(unique).flood(flood));
+    let hit = |path: &str, ua: &str, ip: &str| {
+        let (parts, _) = http::Request::get(path)
+            .header("user-agent", ua)
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert!(matches!(
+            g.handle(&parts, Some(ip.parse().unwrap())),
+            Decision::Redirect(_)
+        ));
+    };
+    // A dry run changes nothing.
+    let (parts, _) = http::Request::get("/go/a")
+        .header("user-agent", DESKTOP)
+        .body(())
+        .unwrap()
+        .into_parts();
+    let e = g.explain(&parts, Some("198.51.100.1".parse().unwrap()));
+    assert_eq!((e.unique, e.suspicious), (Some(true), Some(false)));
+    hit("/go/a", DESKTOP, "198.51.100.1"); // 1: unique
+    hit("/go/a", DESKTOP, "198.51.100.1"); // 2: same visitor, same key
+    hit("/go/b", DESKTOP, "198.51.100.1"); // 3: other key: unique
+    hit("/go/a", IPHONE, "198.51.100.1"); // 4: other UA: unique, but the 4th click of the source
+    hit("/go/a", DESKTOP, "198.51.100.99"); // 5: same /24 when anonymised: same visitor; other source
+    CLOCK.fetch_add(2 * 3600 * 1000, std::sync::atomic::Ordering::SeqCst);
+    hit("/go/a", DESKTOP, "198.51.100.1"); // 6: window passed: unique again, flood window too
+    let stats = g.stats();
+    assert_eq!((stats.duplicates, stats.suspicious), (2, 1));
+    drop(g);
+    let _ = guard.shutdown(Duration::from_secs(5));
+    let clicks = sink.clicks();
+    let uniques: Vec<_> = clicks.iter().map(|c| c.unique).collect();
+    assert_eq!(
+        uniques,
+        [
+            Some(true),
+            Some(false),
+            Some(true),
+            Some(true),
+            Some(false),
+            Some(true)
+        ]
+    );
+    let sus: Vec<_> = clicks
+        .iter()
+        .map(|c| (c.suspicious, c.suspicious_reason()))
+        .collect();
+    assert_eq!(sus[3], (Some(true), Some("flood:source")));
+    assert!(
+        sus.iter()
+            .enumerate()
+            .all(|(i, s)| i == 3 || *s == (Some(false), None))
+    );
+    let json = String::from_utf8(clicks[3].to_json()).unwrap();
+    assert!(
+        json.contains(r#""suspicious":true,"suspicious_reason":"flood:source""#),
+        "{json}"
+    );
+}
