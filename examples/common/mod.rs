@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use linkgate::{
-    BotDetector, BotPolicy, ClickRecorder, DrainGuard, FileSource, Gate, JsonLinesSink, LinkTable,
-    ReloadOutcome, Reloader, UnknownPolicy,
+    BotDetector, BotPolicy, ClickRecorder, DrainGuard, FileSource, FloodDetector, Gate,
+    JsonLinesSink, LinkTable, ReloadOutcome, Reloader, UniqueFilter, UnknownPolicy,
 };
 
 /// A linkgate example server: redirects under --prefix from the --links file, clicks to --clicks.
@@ -44,6 +44,13 @@ pub struct Args {
     /// country rules.
     #[arg(long)]
     pub country_header: Option<http::HeaderName>,
+    /// Mark repeat clicks of a visitor on a key within 24 h `unique: false` (fixed 56 MiB).
+    #[arg(long)]
+    pub unique: bool,
+    /// Flag clicks beyond this many per minute from one IPv4 address or IPv6 /64
+    /// `suspicious: true` (fixed 8 MiB; off when not given).
+    #[arg(long)]
+    pub flood_limit: Option<u32>,
 }
 
 /// `--bots` values.
@@ -124,6 +131,19 @@ pub fn setup(server: &str) -> Result<Setup, ExitCode> {
             .build()
             .map_err(|e| fail(format!("bot patterns: {e}")))?;
         gate = gate.bots(detector).bot_policy(p);
+    }
+    if args.unique {
+        let filter = UniqueFilter::builder()
+            .build()
+            .map_err(|e| fail(format!("unique filter: {e}")))?;
+        gate = gate.unique(filter);
+    }
+    if let Some(limit) = args.flood_limit {
+        let detector = FloodDetector::builder()
+            .limit(limit)
+            .build()
+            .map_err(|e| fail(format!("flood detector: {e}")))?;
+        gate = gate.flood(detector);
     }
     let gate = gate.build();
     let threads = args
@@ -238,7 +258,7 @@ pub fn finish(setup: Setup) -> ExitCode {
     drop(reloader);
     let g = gate.stats();
     tracing::info!(
-        "redirects: {} ({} unmatched), bots {} ({} previews, {} redirected, {} not recorded), rule matches {}, split choices {}, capped {}",
+        "redirects: {} ({} unmatched), bots {} ({} previews, {} redirected, {} not recorded), rule matches {}, split choices {}, capped {}, duplicates {}, suspicious {}",
         g.redirects,
         g.unmatched,
         g.bots,
@@ -247,7 +267,9 @@ pub fn finish(setup: Setup) -> ExitCode {
         g.bots_not_recorded,
         g.rule_matches,
         g.split_choices,
-        g.capped
+        g.capped,
+        g.duplicates,
+        g.suspicious
     );
     drop(gate);
     let s = guard.shutdown(Duration::from_secs(10));
