@@ -133,9 +133,22 @@ pub fn setup(server: &str) -> Result<Setup, ExitCode> {
         gate = gate.bots(detector).bot_policy(p);
     }
     if args.unique {
-        let filter = UniqueFilter::builder()
-            .build()
-            .map_err(|e| fail(format!("unique filter: {e}")))?;
+        let filter = std::sync::Arc::new(
+            UniqueFilter::builder()
+                .build()
+                .map_err(|e| fail(format!("unique filter: {e}")))?,
+        );
+        // Housekeeping: rotate generations here so no request pays for clearing one.
+        let f = filter.clone();
+        std::thread::Builder::new()
+            .name("linkgate-rotate".into())
+            .spawn(move || {
+                loop {
+                    f.rotate(linkgate::system_now_ms());
+                    std::thread::sleep(Duration::from_secs(60));
+                }
+            })
+            .map_err(|e| fail(format!("starting the rotation thread: {e}")))?;
         gate = gate.unique(filter);
     }
     if let Some(limit) = args.flood_limit {
