@@ -112,6 +112,8 @@ pub use set::LinkSet;
 pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
+#[cfg(feature = "redis")]
+pub use sink::{RedisSinkConfigError, RedisStreamSink};
 pub use snapshot::{Diff, Snapshot};
 #[cfg(feature = "redis")]
 pub use source::{
