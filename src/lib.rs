@@ -108,6 +108,8 @@ pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
 pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
 pub use redirect::{MatchedLink, PERMANENT_MAX_AGE, Redirect};
 pub use set::LinkSet;
+#[cfg(feature = "postgres")]
+pub use sink::PostgresSink;
 #[cfg(feature = "os")]
 pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,

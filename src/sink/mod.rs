@@ -5,6 +5,8 @@ mod fanout;
 mod func;
 mod jsonl;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod reconnect;
 #[cfg(feature = "redis")]
@@ -15,6 +17,8 @@ pub use fanout::{FanoutSink, FanoutStats};
 pub use func::FnSink;
 pub use jsonl::JsonLinesSink;
 pub use memory::MemorySink;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresSink;
 #[cfg(feature = "redis")]
 pub use redis_stream::{RedisSinkConfigError, RedisStreamSink};
 
