@@ -25,6 +25,12 @@
 //! - `copy_format`: 200 000 rows `COPY`ed out of the table the sink filled, in text and in
 //!   binary format, then `COPY`ed into an empty copy of the table (primary key included), each
 //!   format `RUNS` times: what the server pays per format for the same rows.
+//! - `commit`: 200 autocommit one-row `INSERT`s into a small logged table, with
+//!   `synchronous_commit` on and off, `RUNS` times: the cost of one durable commit (a WAL flush)
+//!   on this machine's disk, which the sink pays once per batch.
+//!
+//! A first argument runs only the sections whose name contains it (`throughput`,
+//! `copy_format`, `redelivered`, `commit`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -248,7 +254,45 @@ impl ClickSink for Twice {
     }
 }
 
+fn commit_probe() {
+    let mut c = pg_admin();
+    let t = format!("lgb_commit_{}", std::process::id());
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (x int)"
+    ))
+    .unwrap();
+    let ins = c.prepare(&format!("INSERT INTO {t} VALUES (1)")).unwrap();
+    for sync in ["on", "off"] {
+        c.batch_execute(&format!("SET synchronous_commit = {sync}"))
+            .unwrap();
+        let mut per = Vec::new();
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            for _ in 0..200 {
+                c.execute(&ins, &[]).unwrap();
+            }
+            per.push(start.elapsed().as_secs_f64() * 1000.0 / 200.0);
+        }
+        println!(
+            "commit synchronous_commit={sync:<3} ms per commit: {}",
+            per.iter()
+                .map(|m| format!("{m:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    c.batch_execute(&format!("DROP TABLE {t}")).unwrap();
+}
+
 fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |section: &str| only.as_deref().is_none_or(|f| section.contains(f));
+    if run("commit") {
+        commit_probe();
+    }
+    if !run("throughput") && !run("copy_format") && !run("redelivered") {
+        return;
+    }
     let stream = format!("linkgate-bench:clicks:{}", std::process::id());
     let table = format!("lgb_clicks_{}", std::process::id());
     let mut admin = pg_admin();
@@ -304,16 +348,20 @@ fn main() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(ids.len(), N + 1);
-    copy_format(&table);
+    if run("copy_format") {
+        copy_format(&table);
+    }
 
     let t2 = format!("{table}_twice");
-    for _ in 0..RUNS {
+    for _ in 0..if run("redelivered") { RUNS } else { 0 } {
         admin
             .batch_execute(&format!("DROP TABLE IF EXISTS {t2}"))
             .unwrap();
         pt.push(run_pipeline(Twice(pg_sink(&t2)), clicks(N)));
     }
-    summary("pg redelivered", &pt, &base);
+    if !pt.is_empty() {
+        summary("pg redelivered", &pt, &base);
+    }
     admin
         .batch_execute(&format!("DROP TABLE IF EXISTS {t2}; DROP TABLE {table}"))
         .unwrap();

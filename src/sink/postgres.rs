@@ -53,14 +53,14 @@ const PG_EPOCH_MS: i64 = 946_684_800_000;
 ///
 /// # Delivery semantics
 /// - **Exactly one row per click, even though delivery is at-least-once.** A batch is one
-///   binary `COPY` statement, which is one transaction: all of it is committed or none.
-///   `write` returns `Ok` only after the commit. When the connection dies around the commit the
+///   transaction holding one binary `COPY`: all of it is committed or none. `write` returns
+///   `Ok` only after the `COMMIT` succeeded. When the connection dies around the commit the
 ///   sink cannot know whether it happened, so the drain writes the batch again; that `COPY`
 ///   then hits the primary key (`unique_violation`), and the sink falls back to the
 ///   **redelivery path** for that batch: in one transaction, `COPY` into a temporary staging
 ///   table, then `INSERT ... SELECT ... ON CONFLICT (click_id) DO NOTHING`. Only the missing
 ///   rows are added. Consumers of the table need no dedupe.
-/// - **Why not always stage?** The staging path writes every row twice and runs four
+/// - **Why not always stage?** The staging path writes every row twice and runs two
 ///   statements instead of one; redelivery is rare (only after a failure), so the common case
 ///   pays one `COPY` and the rare case pays the rest.
 /// - **Why binary `COPY`?** The server skips parsing text for every typed column (the
@@ -309,17 +309,20 @@ impl PostgresSink {
         buf.extend_from_slice(&(-1i16).to_be_bytes());
     }
 
-    /// The fast path: one `COPY` straight into the table (autocommit: one transaction).
+    /// The fast path: `BEGIN`, one `COPY` straight into the table, `COMMIT`.
+    ///
+    /// An explicit transaction rather than an autocommit `COPY`: the driver's `finish` returns
+    /// at the `COPY`'s `CommandComplete`, before the implicit commit's outcome is known, while
+    /// `commit` returns only once the `COMMIT` itself succeeded.
     fn copy_direct(&mut self) -> Result<(), Failure> {
-        let conn = self.client.as_mut().expect("connected");
-        let mut w = conn
-            .client
-            .copy_in(&conn.copy)
-            .map_err(|e| classify(&e, "COPY"))?;
+        let Conn { client, copy, .. } = self.client.as_mut().expect("connected");
+        let mut tx = client.transaction().map_err(|e| classify(&e, "BEGIN"))?;
+        let mut w = tx.copy_in(copy).map_err(|e| classify(&e, "COPY"))?;
         if let Err(e) = w.write_all(&self.buf) {
             return Err(Failure::Retry(format!("COPY: sending: {e}")));
         }
-        w.finish().map(drop).map_err(|e| classify(&e, "COPY"))
+        w.finish().map_err(|e| classify(&e, "COPY"))?;
+        tx.commit().map_err(|e| classify(&e, "COMMIT"))
     }
 
     /// The redelivery path: staging table + `INSERT ... ON CONFLICT DO NOTHING`, one

@@ -41,7 +41,7 @@ const FIELD: &str = "json";
 ///   `""` would look alike and the `tags` object would have to be flattened into invented
 ///   field names; the JSON keeps types, `null`s and nesting;
 /// - **one format everywhere**: consumers parse the same object whichever sink wrote it;
-/// - **it is cheaper**: 4 arguments per `XADD` instead of 40, for the client to encode and for
+/// - **it is cheaper**: 5 arguments per `XADD` instead of 41, for the client to encode and for
 ///   Redis to parse and store.
 ///
 /// # Delivery semantics
@@ -71,8 +71,8 @@ const FIELD: &str = "json";
 /// `host:port` and never show the URL's password.
 ///
 /// # Memory
-/// The encoded pipeline of a batch (≈ 420 B per typical click) is built in a buffer that is
-/// reused across batches.
+/// The encoded pipeline of a batch (each click's JSON plus ~50 B of RESP framing, about 0.5 MB
+/// for 1 024 typical clicks) is built in a buffer that is reused across batches.
 ///
 /// # Default values
 /// | setting | default |
