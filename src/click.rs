@@ -270,7 +270,7 @@ fn label(b: Option<&Bytes>) -> Option<&str> {
 
 /// A JSON string literal. Bytes that are not valid UTF-8 (header values may carry obs-text)
 /// become U+FFFD; control characters are escaped.
-fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // Fast path: plain printable ASCII (nearly every key, URL and user agent) is copied as is.
     if !bytes

@@ -122,10 +122,14 @@ pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
 pub use redirect::{MatchedLink, PERMANENT_MAX_AGE, Redirect};
 pub use rules::{Device, Routing, Rule};
 pub use set::LinkSet;
+#[cfg(feature = "postgres")]
+pub use sink::PostgresSink;
 #[cfg(feature = "os")]
 pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
+#[cfg(feature = "redis")]
+pub use sink::{RedisSinkConfigError, RedisStreamSink};
 pub use snapshot::{Diff, Snapshot};
 #[cfg(feature = "redis")]
 pub use source::{

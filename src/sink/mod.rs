@@ -5,12 +5,22 @@ mod fanout;
 mod func;
 mod jsonl;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod reconnect;
+#[cfg(feature = "redis")]
+mod redis_stream;
 
 pub use counting::CountingSink;
 pub use fanout::{FanoutSink, FanoutStats};
 pub use func::FnSink;
 pub use jsonl::JsonLinesSink;
 pub use memory::MemorySink;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresSink;
+#[cfg(feature = "redis")]
+pub use redis_stream::{RedisSinkConfigError, RedisStreamSink};
 
 use crate::click::Click;
 

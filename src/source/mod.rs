@@ -8,9 +8,9 @@
 
 mod file;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 mod reloader;
 
 #[cfg(feature = "postgres")]

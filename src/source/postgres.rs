@@ -45,13 +45,13 @@ impl From<PostgresConfigError> for LoadError {
 
 /// A validated table name: lower-cased like an unquoted SQL identifier, quoted when used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct TableName {
+pub(crate) struct TableName {
     schema: Option<String>,
     name: String,
 }
 
 impl TableName {
-    fn parse(s: &str) -> Result<TableName, PostgresConfigError> {
+    pub(crate) fn parse(s: &str) -> Result<TableName, PostgresConfigError> {
         let bad = || PostgresConfigError::TableName {
             name: truncate(s, 140),
         };
@@ -73,7 +73,7 @@ impl TableName {
 
     /// `"schema"."table"`: safe to splice into SQL (the parts are plain identifiers), and reserved
     /// words such as `user` work.
-    fn quoted(&self) -> String {
+    pub(crate) fn quoted(&self) -> String {
         match &self.schema {
             Some(s) => format!("\"{s}\".\"{}\"", self.name),
             None => format!("\"{}\"", self.name),
@@ -245,20 +245,8 @@ impl PostgresSource {
     }
 
     /// A source using an already built [`postgres::Config`](::postgres::Config).
-    pub fn from_config(mut config: Config) -> PostgresSource {
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
-        if config.get_tcp_user_timeout().is_none() {
-            config.tcp_user_timeout(Duration::from_secs(30));
-        }
-        if config.get_keepalives_idle() >= Duration::from_secs(2 * 60 * 60) {
-            // libpq's default is the OS's (2 h): far too slow to notice a dead listener.
-            config.keepalives(true);
-            config.keepalives_idle(Duration::from_secs(15));
-            config.keepalives_interval(Duration::from_secs(5));
-            config.keepalives_retries(3);
-        }
+    pub fn from_config(config: Config) -> PostgresSource {
+        let config = with_timeouts(config);
         let table = TableName {
             schema: None,
             name: "links".into(),
@@ -343,22 +331,7 @@ impl PostgresSource {
     }
 
     fn server(&self) -> String {
-        use ::postgres::config::Host;
-        let hosts: Vec<String> = self
-            .config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                Host::Tcp(h) => h.clone(),
-                #[cfg(unix)]
-                Host::Unix(p) => p.display().to_string(),
-            })
-            .collect();
-        format!(
-            "{}/{}",
-            hosts.join(","),
-            self.config.get_dbname().unwrap_or("")
-        )
+        server_of(&self.config)
     }
 
     fn error(&self, doing: &str, e: &::postgres::Error) -> LoadError {
@@ -439,7 +412,41 @@ impl Backoff {
     }
 }
 
-fn connect(
+/// The connect timeout, TCP user timeout and keepalives linkgate uses unless the connection
+/// string sets them: nothing waits forever on a silent network.
+pub(crate) fn with_timeouts(mut config: Config) -> Config {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+    if config.get_keepalives_idle() >= Duration::from_secs(2 * 60 * 60) {
+        // libpq's default is the OS's (2 h): far too slow to notice a dead listener.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(15));
+        config.keepalives_interval(Duration::from_secs(5));
+        config.keepalives_retries(3);
+    }
+    config
+}
+
+/// `host/dbname` (never the password) for messages.
+pub(crate) fn server_of(config: &Config) -> String {
+    use ::postgres::config::Host;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    format!("{}/{}", hosts.join(","), config.get_dbname().unwrap_or(""))
+}
+
+pub(crate) fn connect(
     config: &Config,
     role: &str,
     statement_timeout: Duration,
@@ -459,7 +466,7 @@ fn connect(
 }
 
 /// Connection-level failures worth a reconnect even if the client still looks open.
-fn transient(e: &::postgres::Error) -> bool {
+pub(crate) fn transient(e: &::postgres::Error) -> bool {
     e.is_closed()
         || e.code().is_some_and(|c| {
             let c = c.code();
@@ -470,7 +477,7 @@ fn transient(e: &::postgres::Error) -> bool {
 }
 
 /// The error and its causes on one line (`db error: ERROR: relation "x" does not exist`).
-fn pg_message(e: &::postgres::Error) -> String {
+pub(crate) fn pg_message(e: &::postgres::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

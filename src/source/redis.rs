@@ -93,7 +93,7 @@ impl fmt::Debug for RedisLinksConfig {
 }
 
 /// The URL without its credentials (`redis://***@host:6379/`).
-fn redact(url: &str) -> Cow<'_, str> {
+pub(crate) fn redact(url: &str) -> Cow<'_, str> {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => Cow::Owned(format!("{}://***{}", &url[..s], &url[at..])),
         _ => Cow::Borrowed(url),
@@ -228,20 +228,29 @@ impl RedisLinksConfig {
     }
 
     fn connect(&self, client: &Client) -> Result<Connection, RedisError> {
-        let con = client.get_connection_with_timeout(self.connect_timeout)?;
-        con.set_read_timeout(Some(self.io_timeout))?;
-        con.set_write_timeout(Some(self.io_timeout))?;
-        Ok(con)
+        connect(client, self.connect_timeout, self.io_timeout)
     }
 }
 
+/// A connection with a bounded connect (and handshake) and read/write timeouts on every command.
+pub(crate) fn connect(
+    client: &Client,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+) -> Result<Connection, RedisError> {
+    let con = client.get_connection_with_timeout(connect_timeout)?;
+    con.set_read_timeout(Some(io_timeout))?;
+    con.set_write_timeout(Some(io_timeout))?;
+    Ok(con)
+}
+
 /// `host:port` (never the password) for messages.
-fn addr_of(client: &Client) -> String {
+pub(crate) fn addr_of(client: &Client) -> String {
     client.get_connection_info().addr().to_string()
 }
 
 /// Whether reconnecting and trying again could help.
-fn retryable(e: &RedisError) -> bool {
+pub(crate) fn retryable(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
