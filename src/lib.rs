@@ -49,6 +49,8 @@
 #[cfg(feature = "os")]
 mod click;
 mod click_id;
+#[cfg(all(feature = "os", feature = "json"))]
+mod click_json;
 mod clock;
 #[cfg(feature = "os")]
 mod drain;
@@ -75,6 +77,8 @@ pub mod sink;
 mod snapshot;
 #[cfg(feature = "os")]
 pub mod source;
+#[cfg(feature = "spool")]
+mod spool;
 mod table;
 mod target;
 mod template;
@@ -82,6 +86,8 @@ mod template;
 #[cfg(feature = "os")]
 pub use click::{Click, ClickNotes, MAX_HEADER_BYTES};
 pub use click_id::{ClickId, ParseClickIdError};
+#[cfg(all(feature = "os", feature = "json"))]
+pub use click_json::{ClickParseError, ParseClickIpError};
 #[cfg(feature = "os")]
 pub use clock::system_now_ms;
 #[cfg(feature = "os")]
@@ -123,6 +129,8 @@ pub use source::{
 };
 #[cfg(feature = "postgres")]
 pub use source::{PostgresConfigError, PostgresSource};
+#[cfg(feature = "spool")]
+pub use spool::{SpoolConfig, SpoolError};
 pub use table::{LinkTable, ReloadReport, TableBuilder};
 pub use target::{MAX_TARGET_LEN, TargetError};
 pub use template::{CLICK_ID as CLICK_ID_PLACEHOLDER, KEY as KEY_PLACEHOLDER};
