@@ -127,7 +127,9 @@ fn outage_is_spooled_then_replayed_in_order_before_newer_clicks() {
     for i in 600..700 {
         rec.record(click(i));
     }
-    let s = wait_until("all delivered", &rec, |s| s.delivered == 700);
+    let s = wait_until("all delivered", &rec, |s| {
+        s.delivered == 700 && s.spool_bytes == 0
+    });
     assert_eq!((s.spooled, s.spool_bytes, s.failed), (0, 0, 0), "{s:?}");
     assert!(segments(&dir).is_empty(), "{:?}", segments(&dir));
     for i in 700..750 {
@@ -384,4 +386,93 @@ fn no_spool_no_change() {
     }
     let s = guard.shutdown(Duration::from_secs(5));
     assert_eq!((s.recorded, s.failed, s.spooled), (10, 10, 0));
+}
+
+#[test]
+fn a_sink_that_fails_again_mid_replay_keeps_the_rest_spooled_in_order() {
+    use std::sync::atomic::AtomicI64;
+    let dir = tempdir("flap");
+    // budget < 0: up; budget > 0: that many more batches, then down again; 0: down.
+    let budget = Arc::new(AtomicI64::new(0));
+    let mem = MemorySink::new();
+    let sink = {
+        let (budget, mut mem) = (budget.clone(), mem.clone());
+        move |b: &[Click]| {
+            let left = budget.load(Ordering::SeqCst);
+            if left == 0 {
+                return Err(SinkError::Transient("broker down".into()));
+            }
+            if left > 0 {
+                budget.fetch_sub(1, Ordering::SeqCst);
+            }
+            mem.write(b)
+        }
+    };
+    let (rec, guard) = builder(sink, &dir).spawn().unwrap();
+    for i in 0..500 {
+        rec.record(click(i));
+    }
+    wait_until("500 spooled", &rec, |s| s.spooled == 500);
+    budget.store(5, Ordering::SeqCst);
+    let s = wait_until("a partial replay", &rec, |s| {
+        s.batches == 5
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("stays in the spool"))
+    });
+    // Five batches (a batch stops at a segment's end) went through, the rest is still on disk.
+    assert!(s.replayed > 0 && s.replayed == s.delivered, "{s:?}");
+    assert_eq!((s.spooled + s.delivered, s.failed), (500, 0), "{s:?}");
+    let left = s.spooled;
+    for i in 500..520 {
+        rec.record(click(i));
+    }
+    wait_until("newer clicks spooled behind", &rec, |s| {
+        s.spooled == left + 20
+    });
+    budget.store(-1, Ordering::SeqCst);
+    let s = wait_until("all delivered", &rec, |s| {
+        s.delivered == 520 && s.spool_bytes == 0
+    });
+    assert_eq!((s.spooled, s.failed, s.spool_bytes), (0, 0, 0), "{s:?}");
+    let s = guard.shutdown(Duration::from_secs(5));
+    assert!(balanced(&s) && s.in_flight == 0, "{s:?}");
+    assert_eq!(numbers(&mem), (0..520).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_long_replay_moves_new_clicks_to_the_spool_instead_of_dropping_them() {
+    let dir = tempdir("relieve");
+    let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()));
+    let (rec, guard) = builder(down, &dir).spawn().unwrap();
+    for i in 0..2000 {
+        rec.record(click(i));
+    }
+    assert_eq!(guard.shutdown(Duration::from_secs(10)).spooled, 2000);
+
+    let mem = MemorySink::new();
+    let mut slow_mem = mem.clone();
+    let slow = move |b: &[Click]| {
+        std::thread::sleep(Duration::from_millis(1));
+        slow_mem.write(b)
+    };
+    // A channel of 64: without the hand-over, 500 new clicks during a replay of at least
+    // 125 ms would mostly be dropped.
+    let (rec, guard) = builder(slow, &dir).capacity(64).spawn().unwrap();
+    wait_until("the replay started", &rec, |s| s.recovered > 0);
+    for i in 2000..2500 {
+        while rec.stats().queue_len >= 60 {
+            std::thread::yield_now();
+        }
+        rec.record(click(i));
+    }
+    let s = wait_until("everything delivered", &rec, |s| {
+        s.delivered + s.dropped == 500 && s.spool_bytes == 0
+    });
+    assert!(s.spooled_total > 0, "{s:?}");
+    assert_eq!((s.recovered, s.spooled, s.failed), (2000, 0, 0), "{s:?}");
+    let _ = guard.shutdown(Duration::from_secs(5));
+    let got = numbers(&mem);
+    assert_eq!(&got[..2000], &(0..2000).collect::<Vec<_>>()[..]);
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "record order kept");
 }
