@@ -438,7 +438,8 @@ impl<S: ClickSink> Drain<S> {
 /// - After a graceful shutdown `recorded = delivered + dropped + failed` exactly (plus `spooled`
 ///   with a spool: those clicks are on disk for the next start).
 /// - The shutdown never waits past its deadline: clicks not delivered by then are counted
-///   `failed` and named in `last_error`; if the sink itself is stuck, its batch stays
+///   `failed` and named in `last_error` (with a spool they are spooled instead and wait on disk
+///   for the next start, as does what is left of a replay); if the sink itself is stuck, its batch stays
 ///   `in_flight` in the returned stats and the thread is left behind.
 /// - `process::exit` (or a panic with `panic = "abort"`) skips `Drop`: whatever is queued then is
 ///   lost. Shut down explicitly before exiting.

@@ -35,6 +35,7 @@
 //! |---|---|---|
 //! | `os` | yes | threads, files, the OS clock and randomness: [`load_file`], the wall clock for link time windows |
 //! | `json` | yes | the JSON link-file format (serde) |
+//! | `spool` | no | `SpoolConfig`: an on-disk spool that carries clicks through long sink outages |
 //!
 //! With `--no-default-features` the core (`Link`, `LinkTable`, `resolve`, nginx-map and CSV
 //! formats) builds for `wasm32-unknown-unknown`, for edge workers.
