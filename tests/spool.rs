@@ -476,3 +476,74 @@ fn a_long_replay_moves_new_clicks_to_the_spool_instead_of_dropping_them() {
     assert_eq!(&got[..2000], &(0..2000).collect::<Vec<_>>()[..]);
     assert!(got.windows(2).all(|w| w[0] < w[1]), "record order kept");
 }
+
+#[test]
+fn a_saved_replay_position_is_resumed_and_a_stale_one_ignored() {
+    // The state a crash mid-replay leaves: a segment and a cursor 40 lines into it.
+    let dir = tempdir("cursor");
+    let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()));
+    let (rec, guard) = ClickRecorder::builder(down)
+        .retry(fast_retry())
+        .spool(SpoolConfig::new(&dir))
+        .spawn()
+        .unwrap();
+    for i in 0..100 {
+        rec.record(click(i));
+    }
+    assert_eq!(guard.shutdown(Duration::from_secs(5)).spooled, 100);
+    let segs = segments(&dir);
+    assert_eq!(segs.len(), 1);
+    let seq: u64 = segs[0]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let text = std::fs::read_to_string(&segs[0]).unwrap();
+    let offset: usize = text.lines().take(40).map(|l| l.len() + 1).sum();
+    let saved = text.clone();
+
+    std::fs::write(dir.join("cursor"), format!("{seq} {offset} 40\n")).unwrap();
+    let mem = MemorySink::new();
+    let (rec, guard) = ClickRecorder::builder(mem.clone())
+        .spool(SpoolConfig::new(&dir))
+        .spawn()
+        .unwrap();
+    let s = guard.shutdown(Duration::from_secs(5));
+    assert_eq!((s.recovered, s.spool_bytes), (60, 0), "{s:?}");
+    assert_eq!(numbers(&mem), (40..100).collect::<Vec<_>>());
+    drop(rec);
+
+    // A cursor about another segment (left from an older one) does not skip anything.
+    std::fs::write(&segs[0], &saved).unwrap();
+    std::fs::write(dir.join("cursor"), format!("{} {offset} 40\n", seq + 7)).unwrap();
+    let mem = MemorySink::new();
+    let (_rec, guard) = ClickRecorder::builder(mem.clone())
+        .spool(SpoolConfig::new(&dir))
+        .spawn()
+        .unwrap();
+    let s = guard.shutdown(Duration::from_secs(5));
+    assert_eq!(s.recovered, 100, "{s:?}");
+    assert_eq!(numbers(&mem), (0..100).collect::<Vec<_>>());
+
+    // Segment numbers are never reused, so a leftover cursor cannot skip part of a new segment.
+    std::fs::write(dir.join("cursor"), format!("{} 5 1\n", seq + 8)).unwrap();
+    let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()));
+    let (rec, guard) = ClickRecorder::builder(down)
+        .retry(fast_retry())
+        .spool(SpoolConfig::new(&dir))
+        .spawn()
+        .unwrap();
+    rec.record(click(7));
+    assert_eq!(guard.shutdown(Duration::from_secs(5)).spooled, 1);
+    let segs = segments(&dir);
+    let new_seq: u64 = segs[0]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(new_seq > seq + 8, "{segs:?}");
+}

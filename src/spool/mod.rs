@@ -59,6 +59,10 @@ pub(crate) use replay::Spooler;
 ///   crash during replay re-delivers at most that segment's undelivered part and, if the
 ///   position was not yet on disk, what was delivered of that segment: duplicates, never
 ///   losses. Consumers dedupe by `click_id`.
+/// - **What a sink sees on replay**: clicks rebuilt by
+///   [`Click::from_json`](crate::Click::from_json): their JSON form is byte for byte the one
+///   spooled; what the JSON does not carry (the request path beside the query, non-UTF-8 bytes)
+///   is normalised as documented there.
 /// - **Restarts**: a pipeline opened on a directory with segments replays them first. Clicks
 ///   recorded by an earlier process are counted in `recovered` (delivered) or
 ///   `recovered_failed`, never in this process's `recorded`/`delivered`, so the invariant of
@@ -66,7 +70,8 @@ pub(crate) use replay::Spooler;
 ///   process wrote.
 /// - **One owner**: the directory is locked (an advisory `flock`/`LockFileEx` on `lock`, `fs4`
 ///   crate) for as long as the pipeline runs; a second pipeline on it, in this process or
-///   another, fails at `spawn` with [`SpoolError::Locked`].
+///   another, fails at `spawn` with [`SpoolError::Locked`]. The lock is released when the drain
+///   thread ends (a shutdown that gave up on a stuck sink leaves the thread, and the lock, behind).
 /// - **Corruption**: a line that does not parse (typically a torn last line after a power cut)
 ///   is skipped and counted in `spool_corrupt`, with the segment's file name and line number in
 ///   `last_error`; the replay goes on. Nothing in the spool can make the drain panic.

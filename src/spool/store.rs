@@ -111,7 +111,10 @@ impl Store {
             segments.push(Segment { seq, size });
         }
         segments.sort_by_key(|s| s.seq);
-        let next_seq = segments.last().map_or(1, |s| s.seq + 1);
+        // Never reuse a number, not even one only the cursor remembers: a stale cursor must
+        // not match a future segment.
+        let cursor_seq = read_cursor(&dir).map_or(0, |c| c.0);
+        let next_seq = segments.last().map_or(1, |s| s.seq + 1).max(cursor_seq + 1);
         let mut store = Store {
             total: segments.iter().map(|s| s.size).sum(),
             segments: segments.into(),
@@ -139,13 +142,8 @@ impl Store {
         let Some(head) = self.segments.front() else {
             return Position::default();
         };
-        let text = std::fs::read_to_string(self.dir.join("cursor")).unwrap_or_default();
-        let v: Vec<u64> = text
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        match v[..] {
-            [seq, offset, line] if seq == head.seq && offset <= head.size => {
+        match read_cursor(&self.dir) {
+            Some((seq, offset, line)) if seq == head.seq && offset <= head.size => {
                 Position { offset, line }
             }
             _ => Position::default(),
@@ -332,6 +330,19 @@ impl Store {
         }
         let path = self.path(seg.seq);
         std::fs::remove_file(&path).map_err(SpoolError::io("delete", &path))
+    }
+}
+
+/// `(segment, offset, line)` from the `cursor` file, if it holds that.
+fn read_cursor(dir: &Path) -> Option<(u64, u64, u64)> {
+    let text = std::fs::read_to_string(dir.join("cursor")).ok()?;
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|w| w.parse().ok())
+        .collect::<Option<_>>()?;
+    match v[..] {
+        [seq, offset, line] => Some((seq, offset, line)),
+        _ => None,
     }
 }
 
