@@ -14,7 +14,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::click::{Click, ClickNotes};
 use crate::click_id::{ClickId, ParseClickIdError};
-use crate::ip::ClickIp;
+use crate::ip::ParseClickIpError;
 use crate::link::Tags;
 
 /// Why a JSON text is not a click.
@@ -45,28 +45,6 @@ pub enum ClickParseError {
     /// `query` holds a character a URI query cannot carry.
     #[error("`query` is not a valid URI query: `{0}`")]
     Query(String),
-}
-
-/// A string that is not a [`ClickIp`] as its `Display` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not an IP address nor a 32-hex-digit keyed hash: `{0}`")]
-pub struct ParseClickIpError(String);
-
-impl std::str::FromStr for ClickIp {
-    type Err = ParseClickIpError;
-
-    /// Parses what `Display` prints: an IPv4/IPv6 address, or exactly 32 hex digits (a keyed
-    /// hash). The two forms cannot be confused: an IPv6 address always has a `:`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return u128::from_str_radix(s, 16)
-                .map(ClickIp::Hashed)
-                .map_err(|_| ParseClickIpError(s.into()));
-        }
-        s.parse()
-            .map(ClickIp::Addr)
-            .map_err(|_| ParseClickIpError(s.chars().take(80).collect()))
-    }
 }
 
 #[derive(Deserialize)]
@@ -321,6 +299,7 @@ mod tests {
 
     #[test]
     fn click_ip_parses_what_it_prints() {
+        use crate::ip::ClickIp;
         for ip in [
             ClickIp::Addr("203.0.113.0".parse().unwrap()),
             ClickIp::Addr("2001:db8:abcd::".parse().unwrap()),

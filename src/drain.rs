@@ -184,7 +184,7 @@ impl<S: ClickSink> DrainBuilder<S> {
 
     /// Starts the drain thread.
     ///
-    /// Fails if the thread cannot be spawned or, with a [`spool`](DrainBuilder::spool), if the
+    /// Fails if the thread cannot be spawned or, with a spool (feature `spool`), if the
     /// spool directory cannot be created, read or locked (the error then wraps a `SpoolError`).
     pub fn spawn(self) -> std::io::Result<(ClickRecorder, DrainGuard)> {
         #[cfg(feature = "spool")]

@@ -88,7 +88,7 @@ mod template;
 pub use click::{Click, ClickNotes, MAX_HEADER_BYTES};
 pub use click_id::{ClickId, ParseClickIdError};
 #[cfg(all(feature = "os", feature = "json"))]
-pub use click_json::{ClickParseError, ParseClickIpError};
+pub use click_json::ClickParseError;
 #[cfg(feature = "os")]
 pub use clock::system_now_ms;
 #[cfg(feature = "os")]
@@ -108,7 +108,7 @@ pub use integration::actix::LinkgateMiddleware;
 #[cfg(feature = "tower")]
 pub use integration::tower::{LinkgateLayer, LinkgateService, PeerAddr};
 #[cfg(feature = "os")]
-pub use ip::{ClickIp, IpPolicy, anonymize};
+pub use ip::{ClickIp, IpPolicy, ParseClickIpError, anonymize};
 pub use key::{INLINE_KEY, MAX_KEY_LEN};
 pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
 #[cfg(feature = "os")]
