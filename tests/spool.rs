@@ -547,3 +547,63 @@ fn a_saved_replay_position_is_resumed_and_a_stale_one_ignored() {
         .unwrap();
     assert!(new_seq > seq + 8, "{segs:?}");
 }
+
+#[test]
+fn a_flapping_sink_under_a_flood_keeps_exact_counts_and_per_thread_order() {
+    use std::sync::atomic::AtomicU64;
+    let dir = tempdir("flood");
+    let calls = Arc::new(AtomicU64::new(0));
+    let healed = Arc::new(AtomicBool::new(false));
+    let mem = MemorySink::new();
+    let sink = {
+        let (calls, healed, mut mem) = (calls.clone(), healed.clone(), mem.clone());
+        move |b: &[Click]| {
+            // Five calls out of every fifteen fail, until the test heals the sink.
+            let c = calls.fetch_add(1, Ordering::SeqCst);
+            if !healed.load(Ordering::SeqCst) && (c / 5) % 3 == 2 {
+                return Err(SinkError::Transient("flap".into()));
+            }
+            mem.write(b)
+        }
+    };
+    let (rec, guard) = builder(sink, &dir).capacity(256).spawn().unwrap();
+    let per_thread = 20_000u64;
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let rec = rec.clone();
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    rec.record(click(t * 100_000 + i));
+                }
+            });
+        }
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st = rec.stats();
+            assert!(balanced(&st), "{st:?}");
+            assert!(
+                st.delivered + st.dropped + st.failed + st.spooled <= st.recorded,
+                "{st:?}"
+            );
+            if st.recorded == 2 * per_thread {
+                break;
+            }
+            assert!(Instant::now() < end, "{st:?}");
+            std::thread::yield_now();
+        }
+    });
+    healed.store(true, Ordering::SeqCst);
+    let st = guard.shutdown(Duration::from_secs(30));
+    assert!(st.spooled_total > 0, "the outages were spooled: {st:?}");
+    assert_eq!((st.spooled, st.in_flight, st.failed), (0, 0, 0), "{st:?}");
+    assert_eq!(st.recorded, st.delivered + st.dropped, "{st:?}");
+    let got = numbers(&mem);
+    assert_eq!(got.len() as u64, st.delivered, "each click delivered once");
+    for t in 0..2u64 {
+        let mine: Vec<u64> = got.iter().copied().filter(|n| n / 100_000 == t).collect();
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "thread {t}: record order kept through the spool"
+        );
+    }
+}
