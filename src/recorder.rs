@@ -251,7 +251,8 @@ pub struct Stats {
 /// crossbeam channel: no lock, no syscall, no allocation beyond the click itself. When the
 /// channel is full the click is dropped and counted ([`FullPolicy::DropNewest`], the default) or
 /// the request waits at most a bounded time ([`FullPolicy::Block`]). Every click ends up counted as
-/// delivered, dropped or failed (see [`Stats`]).
+/// delivered, dropped or failed, or, with a spool, spooled on disk until it is delivered (see
+/// [`Stats`]).
 ///
 /// Created with its drain thread by [`ClickRecorder::builder`].
 #[derive(Clone)]
