@@ -607,3 +607,40 @@ fn a_flapping_sink_under_a_flood_keeps_exact_counts_and_per_thread_order() {
         );
     }
 }
+
+#[test]
+fn a_failing_disk_write_counts_the_batch_failed_with_the_reason() {
+    // A directory squatting on the first segment's name makes creating that segment fail.
+    let dir = tempdir("diskfail");
+    let squat = dir.join(format!("{:020}.jsonl", 1));
+    std::fs::create_dir_all(&squat).unwrap();
+    let up = Arc::new(AtomicBool::new(false));
+    let mem = MemorySink::new();
+    let (rec, guard) = builder(flaky(&up, &mem), &dir).spawn().unwrap();
+    for i in 0..10 {
+        rec.record(click(i));
+    }
+    let s = wait_until("all accounted", &rec, |s| s.failed == 10);
+    assert_eq!(
+        (s.spooled, s.spooled_total, s.spool_bytes),
+        (0, 0, 0),
+        "{s:?}"
+    );
+    let err = s.last_error.unwrap();
+    assert!(
+        err.contains("cannot create") && err.contains(&squat.display().to_string()),
+        "{err}"
+    );
+    // The sink comes back: new clicks flow again.
+    up.store(true, Ordering::SeqCst);
+    for i in 10..20 {
+        rec.record(click(i));
+    }
+    let s = guard.shutdown(Duration::from_secs(5));
+    assert_eq!(
+        (s.recorded, s.delivered, s.failed, s.in_flight),
+        (20, 10, 10, 0),
+        "{s:?}"
+    );
+    assert_eq!(numbers(&mem), (10..20).collect::<Vec<_>>());
+}

@@ -100,10 +100,11 @@ impl Store {
                 continue;
             };
             let path = entry.path();
-            let size = entry
-                .metadata()
-                .map_err(SpoolError::io("stat", &path))?
-                .len();
+            let meta = entry.metadata().map_err(SpoolError::io("stat", &path))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let size = meta.len();
             if size == 0 {
                 let _ = std::fs::remove_file(&path);
                 continue;
