@@ -165,3 +165,19 @@ fn errors_name_the_problem() {
         assert!(check(&e), "{bad}: {e:?}");
     }
 }
+
+#[test]
+fn the_fuzz_seeds_parse_and_round_trip() {
+    // The property the `click_json` fuzz target checks, on its seed corpus.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/click_json");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let c = Click::from_json(&bytes).unwrap();
+        let back = Click::from_json(&c.to_json()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.to_json(), c.to_json());
+        n += 1;
+    }
+    assert!(n >= 2);
+}
