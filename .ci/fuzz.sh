@@ -5,7 +5,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS    seconds of fuzzing per target (default 20)
-#   FUZZ_TARGETS    space-separated targets (default: all four)
+#   FUZZ_TARGETS    space-separated targets (default: all five)
 #   FUZZ_SANITIZER  none (default) or address
 #
 # Sanitizer: the default is `-s none`, which works on stable Rust as is (cargo-fuzz then only
@@ -27,7 +27,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
 seconds=${FUZZ_SECONDS:-20}
-targets=${FUZZ_TARGETS:-parse_nginx parse_csv parse_json resolve}
+targets=${FUZZ_TARGETS:-parse_nginx parse_csv parse_json resolve click_json}
 sanitizer=${FUZZ_SANITIZER:-none}
 
 case $sanitizer in

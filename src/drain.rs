@@ -56,6 +56,7 @@ type Factory<S> = Box<dyn FnMut() -> S + Send>;
 /// | `max_delay` | 100 ms (longest a click waits before its batch is written) |
 /// | `retry` | 6 attempts, backoff 20 ms doubling to 2 s (≈ 0.6 s in all) |
 /// | `shutdown_timeout` | 5 s (used by `Drop`) |
+/// | `spool` | none: a batch still failing after the retry window is counted `failed` |
 ///
 /// Size `capacity` for the longest sink stall you want to ride out without drops:
 /// `capacity ≈ peak clicks/s × stall seconds`.
@@ -69,6 +70,8 @@ pub struct DrainBuilder<S> {
     max_delay: Duration,
     retry: RetryPolicy,
     shutdown_timeout: Duration,
+    #[cfg(feature = "spool")]
+    spool: Option<crate::spool::SpoolConfig>,
 }
 
 impl<S> std::fmt::Debug for DrainBuilder<S> {
@@ -106,6 +109,8 @@ impl ClickRecorder {
             max_delay: Duration::from_millis(100),
             retry: RetryPolicy::default(),
             shutdown_timeout: Duration::from_secs(5),
+            #[cfg(feature = "spool")]
+            spool: None,
         }
     }
 }
@@ -150,10 +155,49 @@ impl<S: ClickSink> DrainBuilder<S> {
         self
     }
 
+    /// Spools batches that still fail after the retry window to disk and replays them when the
+    /// sink is back, also after a restart (feature `spool`; see [`SpoolConfig`] for the
+    /// guarantees).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use linkgate::{Click, ClickId, ClickRecorder, RetryPolicy, SinkError, SpoolConfig};
+    /// let dir = std::env::temp_dir().join(format!("linkgate-doc-spool-{}", std::process::id()));
+    /// let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("broker down".into()));
+    /// let (recorder, guard) = ClickRecorder::builder(down)
+    ///     .retry(RetryPolicy { max_attempts: 1, ..RetryPolicy::default() })
+    ///     .spool(SpoolConfig::new(&dir))
+    ///     .spawn()?;
+    /// recorder.record(Click::new(0, ClickId::at(0), "/go/a", http::HeaderValue::from_static("/a"), 302));
+    /// let stats = guard.shutdown(Duration::from_secs(5));
+    /// assert_eq!((stats.recorded, stats.spooled, stats.failed), (1, 1, 0)); // on disk, not lost
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// [`SpoolConfig`]: crate::SpoolConfig
+    #[cfg(feature = "spool")]
+    pub fn spool(mut self, config: crate::spool::SpoolConfig) -> Self {
+        self.spool = Some(config);
+        self
+    }
+
     /// Starts the drain thread.
+    ///
+    /// Fails if the thread cannot be spawned or, with a spool (feature `spool`), if the
+    /// spool directory cannot be created, read or locked (the error then wraps a `SpoolError`).
     pub fn spawn(self) -> std::io::Result<(ClickRecorder, DrainGuard)> {
+        #[cfg(feature = "spool")]
+        let spool = match &self.spool {
+            Some(cfg) => Some(crate::spool::Spooler::open(cfg, self.capacity)?),
+            None => None,
+        };
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
         let shared = Arc::new(Shared::new(rx, self.max_batch));
+        #[cfg(feature = "spool")]
+        if let Some(sp) = &spool {
+            sp.publish(&shared);
+        }
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         let drain = Drain {
             sink: self.sink,
@@ -162,6 +206,8 @@ impl<S: ClickSink> DrainBuilder<S> {
             max_batch: self.max_batch,
             max_delay: self.max_delay,
             retry: self.retry,
+            #[cfg(feature = "spool")]
+            spool,
         };
         let handle = std::thread::Builder::new()
             .name("linkgate-drain".into())
@@ -184,19 +230,59 @@ impl<S: ClickSink> DrainBuilder<S> {
     }
 }
 
-struct Drain<S> {
+pub(crate) struct Drain<S> {
     sink: S,
     factory: Option<Factory<S>>,
-    shared: Arc<Shared>,
-    max_batch: usize,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) max_batch: usize,
     max_delay: Duration,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
+    #[cfg(feature = "spool")]
+    pub(crate) spool: Option<crate::spool::Spooler>,
+}
+
+/// How one batch write ended, retries included.
+pub(crate) enum Written {
+    /// The sink took it.
+    Ok,
+    /// Retryable errors until the attempts (or the shutdown deadline) ran out.
+    GaveUp {
+        attempts: u32,
+        error: crate::sink::SinkError,
+    },
+    /// `SinkError::Permanent`, or the sink panicked: not worth retrying; the message says which.
+    Failed(String),
+}
+
+#[cfg(not(feature = "spool"))]
+impl<S: ClickSink> Drain<S> {
+    fn spool_work(&mut self) -> bool {
+        false
+    }
+    fn spool_takes(&mut self, _batch: &[Click]) -> bool {
+        false
+    }
+    fn spool_gave_up(&mut self, _batch: &[Click], why: String) -> Option<String> {
+        Some(why)
+    }
+    fn spool_idle(&self) -> bool {
+        true
+    }
+    fn spool_queued(&mut self) -> bool {
+        false
+    }
+    fn spool_park(&self, d: Duration) -> Duration {
+        d
+    }
 }
 
 impl<S: ClickSink> Drain<S> {
     fn run(mut self, done: Sender<()>) {
         let mut batch: Vec<Click> = Vec::with_capacity(self.max_batch);
         loop {
+            if self.spool_work() {
+                continue;
+            }
             batch.clear();
             while batch.len() < self.max_batch {
                 match self.shared.rx.try_recv() {
@@ -211,11 +297,13 @@ impl<S: ClickSink> Drain<S> {
                 }
             }
             if self.shared.closing.load(Ordering::SeqCst) {
-                if self.shared.rx.is_empty() && self.shared.in_flight() == 0 {
+                if self.shared.rx.is_empty() && self.shared.in_flight() == 0 && self.spool_idle() {
                     break;
                 }
                 if self.shared.past_deadline() {
-                    self.fail_queued("not delivered before the shutdown deadline");
+                    if !self.spool_queued() {
+                        self.fail_queued("not delivered before the shutdown deadline");
+                    }
                     break;
                 }
                 if self.shared.rx.is_empty() {
@@ -225,9 +313,12 @@ impl<S: ClickSink> Drain<S> {
                 continue;
             }
             self.shared.sleeping.store(true, Ordering::SeqCst);
-            if self.shared.rx.len() < self.max_batch && !self.shared.closing.load(Ordering::SeqCst)
+            let nap = self.spool_park(self.max_delay);
+            if self.shared.rx.len() < self.max_batch
+                && !self.shared.closing.load(Ordering::SeqCst)
+                && !nap.is_zero()
             {
-                std::thread::park_timeout(self.max_delay);
+                std::thread::park_timeout(nap);
             }
             self.shared.sleeping.store(false, Ordering::Relaxed);
         }
@@ -240,7 +331,7 @@ impl<S: ClickSink> Drain<S> {
         let _ = done.send(());
     }
 
-    fn fail_queued(&self, why: &str) {
+    pub(crate) fn fail_queued(&self, why: &str) {
         let mut n = 0u64;
         while self.shared.rx.try_recv().is_ok() {
             n += 1;
@@ -252,6 +343,32 @@ impl<S: ClickSink> Drain<S> {
     }
 
     fn deliver(&mut self, batch: &[Click]) {
+        if self.spool_takes(batch) {
+            return;
+        }
+        let n = batch.len() as u64;
+        match self.write(batch, self.retry.max_attempts) {
+            Written::Ok => {
+                self.shared.delivered.fetch_add(n, Ordering::SeqCst);
+                self.shared.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            Written::GaveUp { attempts, error } => {
+                let why = format!("batch of {n} failed after {attempts} attempt(s): {error}");
+                if let Some(why) = self.spool_gave_up(batch, why) {
+                    self.shared.set_error(why);
+                    self.shared.failed.fetch_add(n, Ordering::SeqCst);
+                }
+            }
+            Written::Failed(why) => {
+                self.shared.set_error(why);
+                self.shared.failed.fetch_add(n, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Writes one batch with up to `max_attempts` attempts and backoff; counts retries but
+    /// leaves the outcome's accounting to the caller.
+    pub(crate) fn write(&mut self, batch: &[Click], max_attempts: u32) -> Written {
         let s = &*self.shared;
         let n = batch.len() as u64;
         let mut attempt = 1;
@@ -259,24 +376,20 @@ impl<S: ClickSink> Drain<S> {
         loop {
             let sink = &mut self.sink;
             match catch_unwind(AssertUnwindSafe(|| sink.write(batch))) {
-                Ok(Ok(())) => {
-                    s.delivered.fetch_add(n, Ordering::SeqCst);
-                    s.batches.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+                Ok(Ok(())) => return Written::Ok,
                 Ok(Err(e)) => {
-                    let give_up = !e.is_retryable()
-                        || attempt >= self.retry.max_attempts
-                        || s.past_deadline();
-                    s.set_error(if give_up {
-                        format!("batch of {n} failed after {attempt} attempt(s): {e}")
-                    } else {
-                        e.to_string()
-                    });
-                    if give_up {
-                        s.failed.fetch_add(n, Ordering::SeqCst);
-                        return;
+                    if !e.is_retryable() {
+                        return Written::Failed(format!(
+                            "batch of {n} failed after {attempt} attempt(s): {e}"
+                        ));
                     }
+                    if attempt >= max_attempts || s.past_deadline() {
+                        return Written::GaveUp {
+                            attempts: attempt,
+                            error: e,
+                        };
+                    }
+                    s.set_error(e.to_string());
                     s.retries.fetch_add(1, Ordering::Relaxed);
                     attempt += 1;
                     self.sleep(backoff);
@@ -288,8 +401,6 @@ impl<S: ClickSink> Drain<S> {
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
-                    s.set_error(format!("sink panicked on a batch of {n}: {msg}"));
-                    s.failed.fetch_add(n, Ordering::SeqCst);
                     if let Some(f) = &mut self.factory {
                         match catch_unwind(AssertUnwindSafe(f)) {
                             Ok(fresh) => self.sink = fresh,
@@ -298,7 +409,7 @@ impl<S: ClickSink> Drain<S> {
                             }
                         }
                     }
-                    return;
+                    return Written::Failed(format!("sink panicked on a batch of {n}: {msg}"));
                 }
             }
         }
@@ -324,9 +435,11 @@ impl<S: ClickSink> Drain<S> {
 /// # Guarantees
 /// - Clicks recorded after shutdown began are counted `dropped_closed` (the redirect is still
 ///   served).
-/// - After a graceful shutdown `recorded = delivered + dropped + failed` exactly.
+/// - After a graceful shutdown `recorded = delivered + dropped + failed` exactly (plus `spooled`
+///   with a spool: those clicks are on disk for the next start).
 /// - The shutdown never waits past its deadline: clicks not delivered by then are counted
-///   `failed` and named in `last_error`; if the sink itself is stuck, its batch stays
+///   `failed` and named in `last_error` (with a spool they are spooled instead and wait on disk
+///   for the next start, as does what is left of a replay); if the sink itself is stuck, its batch stays
 ///   `in_flight` in the returned stats and the thread is left behind.
 /// - `process::exit` (or a panic with `panic = "abort"`) skips `Drop`: whatever is queued then is
 ///   lost. Shut down explicitly before exiting.

@@ -56,6 +56,28 @@ impl std::fmt::Display for ClickIp {
     }
 }
 
+/// A string that is not a [`ClickIp`] as its `Display` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address nor a 32-hex-digit keyed hash: `{0}`")]
+pub struct ParseClickIpError(String);
+
+impl std::str::FromStr for ClickIp {
+    type Err = ParseClickIpError;
+
+    /// Parses what `Display` prints: an IPv4/IPv6 address, or exactly 32 hex digits (a keyed
+    /// hash). The two forms cannot be confused: an IPv6 address always has a `:`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return u128::from_str_radix(s, 16)
+                .map(ClickIp::Hashed)
+                .map_err(|_| ParseClickIpError(s.into()));
+        }
+        s.parse()
+            .map(ClickIp::Addr)
+            .map_err(|_| ParseClickIpError(s.chars().take(80).collect()))
+    }
+}
+
 /// An IPv4-mapped IPv6 address as IPv4; everything else unchanged.
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -35,6 +35,7 @@
 //! |---|---|---|
 //! | `os` | yes | threads, files, the OS clock and randomness: [`load_file`], the wall clock for link time windows |
 //! | `json` | yes | the JSON link-file format (serde) |
+//! | `spool` | no | `SpoolConfig`: an on-disk spool that carries clicks through long sink outages |
 //!
 //! With `--no-default-features` the core (`Link`, `LinkTable`, `resolve`, nginx-map and CSV
 //! formats) builds for `wasm32-unknown-unknown`, for edge workers.
@@ -49,6 +50,8 @@
 #[cfg(feature = "os")]
 mod click;
 mod click_id;
+#[cfg(all(feature = "os", feature = "json"))]
+mod click_json;
 mod clock;
 #[cfg(feature = "os")]
 mod drain;
@@ -78,6 +81,8 @@ pub mod sink;
 mod snapshot;
 #[cfg(feature = "os")]
 pub mod source;
+#[cfg(feature = "spool")]
+mod spool;
 mod table;
 mod target;
 mod template;
@@ -85,6 +90,8 @@ mod template;
 #[cfg(feature = "os")]
 pub use click::{Click, ClickNotes, MAX_HEADER_BYTES};
 pub use click_id::{ClickId, ParseClickIdError};
+#[cfg(all(feature = "os", feature = "json"))]
+pub use click_json::ClickParseError;
 #[cfg(feature = "os")]
 pub use clock::system_now_ms;
 #[cfg(feature = "os")]
@@ -114,7 +121,7 @@ pub use integration::actix::LinkgateMiddleware;
 #[cfg(feature = "tower")]
 pub use integration::tower::{LinkgateLayer, LinkgateService, PeerAddr};
 #[cfg(feature = "os")]
-pub use ip::{ClickIp, IpPolicy, anonymize};
+pub use ip::{ClickIp, IpPolicy, ParseClickIpError, anonymize};
 pub use key::{INLINE_KEY, MAX_KEY_LEN};
 pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
 #[cfg(feature = "os")]
@@ -141,6 +148,8 @@ pub use source::{
 };
 #[cfg(feature = "postgres")]
 pub use source::{PostgresConfigError, PostgresSource};
+#[cfg(feature = "spool")]
+pub use spool::{SpoolConfig, SpoolError};
 pub use table::{LinkTable, ReloadReport, TableBuilder};
 pub use target::{MAX_TARGET_LEN, TargetError};
 pub use template::{CLICK_ID as CLICK_ID_PLACEHOLDER, KEY as KEY_PLACEHOLDER};

@@ -78,6 +78,14 @@ pub(crate) struct Shared {
     pub(crate) failed: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) batches: AtomicU64,
+    /// Clicks of this process in the spool now (a gauge).
+    pub(crate) spooled: AtomicU64,
+    pub(crate) spooled_total: AtomicU64,
+    pub(crate) replayed: AtomicU64,
+    pub(crate) recovered: AtomicU64,
+    pub(crate) recovered_failed: AtomicU64,
+    pub(crate) spool_corrupt: AtomicU64,
+    pub(crate) spool_bytes: AtomicU64,
     pub(crate) closing: AtomicBool,
     pub(crate) sleeping: AtomicBool,
     pub(crate) max_batch: usize,
@@ -99,6 +107,13 @@ impl Shared {
             failed: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            spooled: AtomicU64::new(0),
+            spooled_total: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
+            recovered_failed: AtomicU64::new(0),
+            spool_corrupt: AtomicU64::new(0),
+            spool_bytes: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             max_batch,
@@ -125,7 +140,8 @@ impl Shared {
     pub(crate) fn in_flight(&self) -> u64 {
         let done = self.delivered.load(Ordering::SeqCst)
             + self.dropped.sum()
-            + self.failed.load(Ordering::SeqCst);
+            + self.failed.load(Ordering::SeqCst)
+            + self.spooled.load(Ordering::SeqCst);
         self.recorded.sum().saturating_sub(done)
     }
 
@@ -137,10 +153,13 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> Stats {
         // Terminal counters first, `recorded` last: every click is counted recorded before it
-        // can be counted anything else, so in_flight is never negative.
+        // can be counted anything else, so in_flight is never negative. `spooled` is read after
+        // `delivered` and `failed`: a click leaving the spool is taken off `spooled` before it
+        // is added to those, so it is never seen twice.
         let delivered = self.delivered.load(Ordering::SeqCst);
         let dropped = self.dropped.sum();
         let failed = self.failed.load(Ordering::SeqCst);
+        let spooled = self.spooled.load(Ordering::SeqCst);
         let dropped_closed = self.dropped_closed.load(Ordering::SeqCst);
         let retries = self.retries.load(Ordering::SeqCst);
         let batches = self.batches.load(Ordering::SeqCst);
@@ -152,7 +171,14 @@ impl Shared {
             dropped,
             dropped_closed,
             failed,
-            in_flight: recorded.saturating_sub(delivered + dropped + failed),
+            in_flight: recorded.saturating_sub(delivered + dropped + failed + spooled),
+            spooled,
+            spooled_total: self.spooled_total.load(Ordering::SeqCst),
+            replayed: self.replayed.load(Ordering::SeqCst),
+            recovered: self.recovered.load(Ordering::SeqCst),
+            recovered_failed: self.recovered_failed.load(Ordering::SeqCst),
+            spool_corrupt: self.spool_corrupt.load(Ordering::SeqCst),
+            spool_bytes: self.spool_bytes.load(Ordering::SeqCst),
             retries,
             batches,
             queue_len,
@@ -167,8 +193,15 @@ impl Shared {
 
 /// Counters of a click pipeline.
 ///
-/// At every instant `recorded = delivered + dropped + failed + in_flight` (read in an order that
-/// keeps `in_flight ≥ 0`); after a graceful shutdown `in_flight = 0`.
+/// At every instant `recorded = delivered + dropped + failed + spooled + in_flight` (read in an
+/// order that keeps `in_flight ≥ 0`); after a graceful shutdown `in_flight = 0`. Without a
+/// spool `spooled` is always 0 and this is `recorded = delivered + dropped + failed + in_flight`.
+///
+/// Every counter except `spooled`, `in_flight`, `queue_len` and `spool_bytes` (gauges) only
+/// grows. A click of this process that goes to the spool is counted in `spooled` (and
+/// `spooled_total`); when it is replayed it leaves `spooled` for `delivered` (and `replayed`) or
+/// `failed`. Clicks in the spool that an *earlier* process recorded are outside this process's
+/// `recorded` and are counted only in `recovered` / `recovered_failed` (and `spool_corrupt`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -184,6 +217,24 @@ pub struct Stats {
     pub failed: u64,
     /// Clicks in the channel or in a batch being written.
     pub in_flight: u64,
+    /// Clicks recorded by this process that are in the spool on disk now (a gauge; feature
+    /// `spool`). After a shutdown these wait for the next start.
+    pub spooled: u64,
+    /// Clicks of this process ever appended to the spool.
+    pub spooled_total: u64,
+    /// Clicks of this process delivered from the spool (part of `delivered`).
+    pub replayed: u64,
+    /// Clicks spooled by an earlier process and delivered by this one (not in `recorded`).
+    pub recovered: u64,
+    /// Clicks spooled by an earlier process that the sink refused for good or panicked on (not
+    /// in `recorded`).
+    pub recovered_failed: u64,
+    /// Spool lines skipped because they do not parse as a click (a torn write after a crash);
+    /// file and line are in `last_error`. If the line was this process's, that click is also
+    /// counted `failed`.
+    pub spool_corrupt: u64,
+    /// Bytes of the spool's segments on disk now.
+    pub spool_bytes: u64,
     /// Batch write attempts that were retried.
     pub retries: u64,
     /// Batches delivered.
@@ -200,7 +251,8 @@ pub struct Stats {
 /// crossbeam channel: no lock, no syscall, no allocation beyond the click itself. When the
 /// channel is full the click is dropped and counted ([`FullPolicy::DropNewest`], the default) or
 /// the request waits at most a bounded time ([`FullPolicy::Block`]). Every click ends up counted as
-/// delivered, dropped or failed (see [`Stats`]).
+/// delivered, dropped or failed, or, with a spool, spooled on disk until it is delivered (see
+/// [`Stats`]).
 ///
 /// Created with its drain thread by [`ClickRecorder::builder`].
 #[derive(Clone)]

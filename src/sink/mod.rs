@@ -54,7 +54,8 @@ impl SinkError {
 /// - A batch holds 1 to `max_batch` clicks in record order per producing thread (clicks from
 ///   different threads interleave in the order they entered the channel).
 /// - **At-least-once**: after an error, the *same* batch is written again (with backoff) until it
-///   succeeds or the retry budget is spent. A sink that wrote part of a batch before failing will
+///   succeeds or the retry budget is spent (then it is counted failed, or, with a spool, written
+///   to disk and sent again later, possibly after a restart). A sink that wrote part of a batch before failing will
 ///   see that part again: it must tolerate a redelivered batch (consumers dedupe by `click_id`).
 /// - `flush` is called at shutdown (and after each batch if the sink wants durability per batch,
 ///   it does that inside `write`). A panic in `write` is caught: the batch is counted failed and
