@@ -85,7 +85,7 @@ pub use click_id::{ClickId, ParseClickIdError};
 #[cfg(feature = "os")]
 pub use clock::system_now_ms;
 #[cfg(feature = "os")]
-pub use drain::{DrainBuilder, DrainGuard, RetryPolicy};
+pub use drain::{DrainBuilder, DrainContext, DrainGuard, RetryPolicy};
 pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERRORS, SyntaxError};
 pub use format::Format;
 #[cfg(feature = "os")]
@@ -112,6 +112,8 @@ pub use set::LinkSet;
 pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
+#[cfg(feature = "kafka")]
+pub use sink::{KafkaSink, KafkaSinkBuilder, KafkaSinkError, KafkaStats};
 pub use snapshot::{Diff, Snapshot};
 #[cfg(feature = "redis")]
 pub use source::{
