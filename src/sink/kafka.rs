@@ -45,7 +45,7 @@ pub enum KafkaSinkError {
         topic: String,
         /// librdkafka's error.
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The topic name is empty, longer than 249 bytes or has characters Kafka refuses.
     #[error("invalid Kafka topic name {0:?} (1-249 of [a-zA-Z0-9._-])")]
@@ -320,7 +320,7 @@ fn new_producer(
         .map_err(|source| KafkaSinkError::Client {
             brokers: brokers.to_string(),
             topic: topic.to_string(),
-            source,
+            source: Box::new(source),
         })
 }
 
