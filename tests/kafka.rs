@@ -255,8 +255,15 @@ fn outage_clicks_arrive_at_the_fresh_broker() {
         rec.record(c);
     }
     // The outage is seen: writes fail and are retried.
-    wait_stats(&rec, "a failed write retried", |s| s.retries > 0);
+    let during = wait_stats(&rec, "a failed write retried", |s| s.retries > 0);
     assert!(kafka.failed_reports() > 0 || kafka.errors() > 0);
+    // librdkafka's error reaches the pipeline's last_error.
+    let err = during.last_error.unwrap_or_default();
+    eprintln!("last_error during the outage: {err}");
+    assert!(
+        err.contains("Kafka messages") || err.contains("creating topic"),
+        "{err}"
+    );
 
     let fresh = Tansu::start_on(port);
     let s = wait_stats(&rec, "outage clicks delivered", |s| s.in_flight == 0);

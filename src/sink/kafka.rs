@@ -216,9 +216,10 @@ impl KafkaSink {
             .is_some()
     }
 
+    /// Appends the last client-level error librdkafka reported (broker down...), if any.
     fn with_last_error(&self, msg: String) -> String {
-        match self.inner.last_error() {
-            Some(e) if !msg.contains(&e) => format!("{msg}; last librdkafka error: {e}"),
+        match self.inner.client_error() {
+            Some(e) if !msg.contains(&e) => format!("{msg}; last client error: {e}"),
             _ => msg,
         }
     }

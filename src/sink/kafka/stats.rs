@@ -33,6 +33,9 @@ pub(super) struct Inner {
     /// cluster came back empty): the next write rebuilds the producer.
     pub(super) needs_restart: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// The last client-level error (error callback), kept apart from failed reports so that a
+    /// failed write can name both (e.g. "message timed out" and "all brokers down").
+    client_error: Mutex<Option<String>>,
     /// The batch being written, and the condition the drain thread waits on for its reports.
     batch: Mutex<Batch>,
     reported: Condvar,
@@ -124,8 +127,8 @@ impl Inner {
         *lock(&self.last_error) = Some(e);
     }
 
-    pub(super) fn last_error(&self) -> Option<String> {
-        lock(&self.last_error).clone()
+    pub(super) fn client_error(&self) -> Option<String> {
+        lock(&self.client_error).clone()
     }
 
     /// Starts a write attempt of `expected` messages; returns its tag.
@@ -179,11 +182,13 @@ impl ClientContext for Context {
         }
         self.0.errors.fetch_add(1, Ordering::Relaxed);
         let fatal = error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal);
-        self.0.set_error(if fatal {
+        let text = if fatal {
             format!("librdkafka fatal error (the producer is rebuilt on the next write): {text}")
         } else {
             format!("librdkafka: {text}")
-        });
+        };
+        *lock(&self.0.client_error) = Some(text.clone());
+        self.0.set_error(text);
     }
 }
 
