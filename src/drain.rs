@@ -46,6 +46,34 @@ type Factory<S> = Box<dyn FnMut() -> S + Send>;
 
 /// What a [`ClickSink`] can see of the pipeline that drives it, handed to
 /// [`ClickSink::attach`](crate::ClickSink::attach). Cheap to clone; a sink may keep it.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use linkgate::{Click, ClickRecorder, ClickSink, DrainContext, SinkError};
+///
+/// /// A sink that waits inside `write` (for acknowledgements, say) and must stop waiting at
+/// /// the pipeline's shutdown deadline.
+/// #[derive(Default)]
+/// struct Acked(Option<DrainContext>);
+/// impl ClickSink for Acked {
+///     fn attach(&mut self, ctx: &DrainContext) {
+///         assert_eq!(ctx.max_batch(), 512);
+///         self.0 = Some(ctx.clone());
+///     }
+///     fn write(&mut self, _batch: &[Click]) -> Result<(), SinkError> {
+///         let give_up = Instant::now() + Duration::from_secs(30);
+///         let give_up = match self.0.as_ref().and_then(DrainContext::shutdown_deadline) {
+///             Some(d) => d.min(give_up),
+///             None => give_up,
+///         };
+///         let _ = give_up; // ... wait for acknowledgements until `give_up` ...
+///         Ok(())
+///     }
+/// }
+/// let (_recorder, guard) = ClickRecorder::builder(Acked::default()).max_batch(512).spawn()?;
+/// guard.shutdown(Duration::from_secs(1));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct DrainContext {
     shared: Arc<Shared>,

@@ -10,6 +10,14 @@ use super::stats::{Context, Inner};
 use super::{KafkaProducer, KafkaSink};
 
 /// Why a [`KafkaSink`] could not be built.
+///
+/// ```
+/// use linkgate::{KafkaSink, KafkaSinkError};
+/// let err = KafkaSink::builder("127.0.0.1:9092", "clicks/2026").build().unwrap_err();
+/// assert!(matches!(err, KafkaSinkError::InvalidTopic(_)));
+/// let err = KafkaSink::builder("127.0.0.1:9092", "clicks").set("acks", "maybe").build().unwrap_err();
+/// assert!(matches!(err, KafkaSinkError::Client { .. }));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KafkaSinkError {
@@ -31,6 +39,20 @@ pub enum KafkaSinkError {
 
 /// Configures a [`KafkaSink`]; see its "Default values". Its `Debug` shows the names of the
 /// librdkafka properties set, never their values (they may hold credentials).
+///
+/// ```
+/// use std::time::Duration;
+/// use linkgate::KafkaSink;
+/// // Building connects in the background: no broker is needed to get a sink.
+/// let sink = KafkaSink::builder("kafka-1:9092,kafka-2:9092", "clicks")
+///     .message_timeout(Duration::from_secs(10))
+///     .create_topic(12, 3)
+///     .set("compression.type", "lz4")
+///     .set("security.protocol", "plaintext")
+///     .build()?;
+/// assert_eq!(sink.topic(), "clicks");
+/// # Ok::<(), linkgate::KafkaSinkError>(())
+/// ```
 #[must_use]
 #[derive(Clone)]
 pub struct KafkaSinkBuilder {

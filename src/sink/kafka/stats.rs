@@ -14,6 +14,14 @@ use rdkafka::producer::ProducerContext;
 /// clones and the sink share them). They count Kafka *messages* (one per click), including the
 /// re-sends of retried batches, so they are the broker-side view; the pipeline's
 /// [`Stats`](crate::Stats) stay the per-click truth.
+///
+/// ```
+/// use linkgate::KafkaSink;
+/// let sink = KafkaSink::builder("127.0.0.1:9092", "clicks").build()?;
+/// let kafka = sink.stats(); // keep this; hand the sink to the pipeline
+/// assert_eq!((kafka.delivered(), kafka.failed_reports(), kafka.errors()), (0, 0, 0));
+/// # Ok::<(), linkgate::KafkaSinkError>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct KafkaStats {
     pub(super) inner: Arc<Inner>,
