@@ -1,6 +1,7 @@
 //! `KafkaSink` against a real Kafka-protocol broker: tansu (in-memory engine), one per test on
-//! a free port, or the cluster in `LINKGATE_KAFKA_BROKERS` for the tests that do not need to
-//! stop the broker.
+//! a free port. `LINKGATE_KAFKA_BROKERS` points the 100 000-click test at another cluster; the
+//! others stop/replace their broker or rely on tansu not auto-creating topics, so they always
+//! spawn tansu (`LINKGATE_TANSU`, else `tansu` on `PATH`, else `~/.cargo/bin/tansu`).
 //!
 //! Run: `cargo test --features kafka-tests --test kafka` (`.ci/run` installs tansu).
 #![cfg(feature = "kafka-tests")]
