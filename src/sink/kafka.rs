@@ -71,8 +71,11 @@ const REPORT_MARGIN: Duration = Duration::from_secs(2);
 /// - `write(batch)` enqueues every message of the batch, then **waits** (on the drain thread,
 ///   never on a request) until librdkafka has a delivery report for each of them: `Ok` only when
 ///   all of them succeeded. The wait is bounded by `message.timeout.ms` (librdkafka fails a
-///   message it could not deliver by then; default here 30 s) and by the pipeline's shutdown
-///   deadline.
+///   message it could not deliver by then; default here 30 s) plus a 2 s margin, and by the
+///   pipeline's shutdown deadline. A write that hits that bound fails as "N of M messages
+///   unconfirmed" (the idempotent producer does not time out a message already sent until its
+///   request times out); their late reports are counted as stale and never confuse the next
+///   attempt (each attempt tags its messages).
 /// - Any failed report (broker down until the message timed out, topic missing, refused...) makes
 ///   the write fail with [`SinkError::Transient`] naming librdkafka's error, and the pipeline
 ///   retries **the whole batch**: **at-least-once**. Messages of the batch that did reach the
@@ -82,8 +85,10 @@ const REPORT_MARGIN: Duration = Duration::from_secs(2);
 ///   (`queue.buffering.max.messages`) is 4 × the pipeline's `max_batch` (at least 1 024): room
 ///   for the current batch and leftovers of an abandoned attempt; the sink sizes it itself when
 ///   the pipeline starts unless you set it.
-/// - A fatal librdkafka error (e.g. the idempotent producer's state was lost with the cluster)
-///   fails the write; the next write rebuilds the producer ([`KafkaStats::restarts`]).
+/// - A fatal librdkafka error, or a delivery report saying the idempotent producer's state is
+///   gone (`ProducerFenced`, `UnknownProducerId`, `OutOfOrderSequenceNumber`...: a cluster that
+///   came back empty), fails the write; the next write rebuilds the producer
+///   ([`KafkaStats::restarts`]).
 /// - With [`create_topic`](KafkaSinkBuilder::create_topic), the sink creates the topic before
 ///   its first write and again before a write that follows a failed one (a broker that came
 ///   back empty). Without it, the topic must exist or be auto-created by the brokers.
