@@ -44,6 +44,63 @@ impl Default for RetryPolicy {
 
 type Factory<S> = Box<dyn FnMut() -> S + Send>;
 
+/// What a [`ClickSink`] can see of the pipeline that drives it, handed to
+/// [`ClickSink::attach`](crate::ClickSink::attach). Cheap to clone; a sink may keep it.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use linkgate::{Click, ClickRecorder, ClickSink, DrainContext, SinkError};
+///
+/// /// A sink that waits inside `write` (for acknowledgements, say) and must stop waiting at
+/// /// the pipeline's shutdown deadline.
+/// #[derive(Default)]
+/// struct Acked(Option<DrainContext>);
+/// impl ClickSink for Acked {
+///     fn attach(&mut self, ctx: &DrainContext) {
+///         assert_eq!(ctx.max_batch(), 512);
+///         self.0 = Some(ctx.clone());
+///     }
+///     fn write(&mut self, _batch: &[Click]) -> Result<(), SinkError> {
+///         let give_up = Instant::now() + Duration::from_secs(30);
+///         let give_up = match self.0.as_ref().and_then(DrainContext::shutdown_deadline) {
+///             Some(d) => d.min(give_up),
+///             None => give_up,
+///         };
+///         let _ = give_up; // ... wait for acknowledgements until `give_up` ...
+///         Ok(())
+///     }
+/// }
+/// let (_recorder, guard) = ClickRecorder::builder(Acked::default()).max_batch(512).spawn()?;
+/// guard.shutdown(Duration::from_secs(1));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct DrainContext {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for DrainContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainContext")
+            .field("max_batch", &self.max_batch())
+            .field("shutdown_deadline", &self.shutdown_deadline())
+            .finish()
+    }
+}
+
+impl DrainContext {
+    /// Most clicks per `write` (the pipeline's `max_batch`).
+    pub fn max_batch(&self) -> usize {
+        self.shared.max_batch
+    }
+
+    /// The instant by which a graceful shutdown must be over, once one has begun (`None`
+    /// before). Past it the drain gives up on retries and counts what is left `failed`.
+    pub fn shutdown_deadline(&self) -> Option<Instant> {
+        self.shared.deadline.get().copied()
+    }
+}
+
 /// Configures and starts a click pipeline: a bounded channel, a [`ClickRecorder`] and a drain
 /// thread named `linkgate-drain` that feeds a [`ClickSink`].
 ///
@@ -278,6 +335,7 @@ impl<S: ClickSink> Drain<S> {
 
 impl<S: ClickSink> Drain<S> {
     fn run(mut self, done: Sender<()>) {
+        self.attach_sink();
         let mut batch: Vec<Click> = Vec::with_capacity(self.max_batch);
         loop {
             if self.spool_work() {
@@ -329,6 +387,16 @@ impl<S: ClickSink> Drain<S> {
             Err(_) => self.shared.set_error("flush: sink panicked".into()),
         }
         let _ = done.send(());
+    }
+
+    fn attach_sink(&mut self) {
+        let ctx = DrainContext {
+            shared: self.shared.clone(),
+        };
+        let sink = &mut self.sink;
+        if catch_unwind(AssertUnwindSafe(|| sink.attach(&ctx))).is_err() {
+            self.shared.set_error("sink panicked in attach".into());
+        }
     }
 
     pub(crate) fn fail_queued(&self, why: &str) {
@@ -403,7 +471,10 @@ impl<S: ClickSink> Drain<S> {
                         .unwrap_or_default();
                     if let Some(f) = &mut self.factory {
                         match catch_unwind(AssertUnwindSafe(f)) {
-                            Ok(fresh) => self.sink = fresh,
+                            Ok(fresh) => {
+                                self.sink = fresh;
+                                self.attach_sink();
+                            }
                             Err(_) => {
                                 s.set_error("sink factory panicked; keeping the old sink".into())
                             }

@@ -95,7 +95,7 @@ pub use click_json::ClickParseError;
 #[cfg(feature = "os")]
 pub use clock::system_now_ms;
 #[cfg(feature = "os")]
-pub use drain::{DrainBuilder, DrainGuard, RetryPolicy};
+pub use drain::{DrainBuilder, DrainContext, DrainGuard, RetryPolicy};
 pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERRORS, SyntaxError};
 pub use format::Format;
 #[cfg(feature = "json")]
@@ -137,6 +137,8 @@ pub use sink::{
 };
 #[cfg(feature = "redis")]
 pub use sink::{RedisSinkConfigError, RedisStreamSink};
+#[cfg(feature = "kafka")]
+pub use sink::{KafkaSink, KafkaSinkBuilder, KafkaSinkError, KafkaStats};
 pub use snapshot::{Diff, Snapshot};
 #[cfg(feature = "redis")]
 pub use source::{

@@ -485,3 +485,49 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// `ClickSink::attach` hands the sink the pipeline's batch size before the first write, and the
+/// shutdown deadline once a shutdown has begun (what a sink waiting for acknowledgements needs).
+#[test]
+fn attach_gives_the_batch_size_and_the_shutdown_deadline() {
+    struct Probe {
+        ctx: Option<linkgate::DrainContext>,
+        seen: crossbeam_channel::Sender<(&'static str, usize, bool)>,
+    }
+    impl linkgate::ClickSink for Probe {
+        fn attach(&mut self, ctx: &linkgate::DrainContext) {
+            self.ctx = Some(ctx.clone());
+        }
+        fn write(&mut self, _batch: &[Click]) -> Result<(), SinkError> {
+            let ctx = self.ctx.as_ref().expect("attached before the first write");
+            let _ = self
+                .seen
+                .send(("write", ctx.max_batch(), ctx.shutdown_deadline().is_some()));
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            let ctx = self.ctx.as_ref().expect("attached");
+            let _ = self
+                .seen
+                .send(("flush", ctx.max_batch(), ctx.shutdown_deadline().is_some()));
+            Ok(())
+        }
+    }
+    let (tx, rx) = bounded(16);
+    let probe = Probe {
+        ctx: None,
+        seen: tx,
+    };
+    let (rec, guard) = ClickRecorder::builder(probe).max_batch(77).spawn().unwrap();
+    rec.record(Click::new(
+        0,
+        ClickId::at(0),
+        "/go/a",
+        HeaderValue::from_static("/a"),
+        302,
+    ));
+    assert_eq!(rx.recv().unwrap(), ("write", 77, false));
+    let stats = guard.shutdown(Duration::from_secs(5));
+    assert_eq!(rx.recv().unwrap(), ("flush", 77, true));
+    assert_eq!((stats.recorded, stats.delivered), (1, 1));
+}

@@ -110,6 +110,12 @@ impl ClickSink for FanoutSink {
         }
     }
 
+    fn attach(&mut self, ctx: &super::DrainContext) {
+        for c in &mut self.children {
+            c.attach(ctx);
+        }
+    }
+
     fn flush(&mut self) -> Result<(), SinkError> {
         let mut first = Ok(());
         for c in &mut self.children {

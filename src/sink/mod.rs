@@ -4,6 +4,8 @@ mod counting;
 mod fanout;
 mod func;
 mod jsonl;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -16,6 +18,8 @@ pub use counting::CountingSink;
 pub use fanout::{FanoutSink, FanoutStats};
 pub use func::FnSink;
 pub use jsonl::JsonLinesSink;
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaSink, KafkaSinkBuilder, KafkaSinkError, KafkaStats};
 pub use memory::MemorySink;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresSink;
@@ -23,6 +27,7 @@ pub use postgres::PostgresSink;
 pub use redis_stream::{RedisSinkConfigError, RedisStreamSink};
 
 use crate::click::Click;
+pub use crate::drain::DrainContext;
 
 /// Why a sink could not take a batch.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +76,13 @@ pub trait ClickSink: Send + 'static {
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// Called once on the drain thread before the first `write` (and again for a sink rebuilt by
+    /// the pipeline's factory) with what the sink may want to know about its pipeline: the batch
+    /// size, and the shutdown deadline once a shutdown has begun (a sink that waits inside
+    /// `write`, e.g. for broker acknowledgements, stops waiting at that deadline). Default:
+    /// nothing to do.
+    fn attach(&mut self, _ctx: &DrainContext) {}
 }
 
 impl ClickSink for () {
@@ -94,5 +106,8 @@ impl ClickSink for Box<dyn ClickSink> {
     }
     fn flush(&mut self) -> Result<(), SinkError> {
         (**self).flush()
+    }
+    fn attach(&mut self, ctx: &DrainContext) {
+        (**self).attach(ctx)
     }
 }
