@@ -124,9 +124,15 @@ impl FloodDetector {
         let (h, keyed) = self.hash(ip, key);
         let slot = (b % SLOTS as u64) as usize;
         let mut idx = [0usize; MAX_ROWS];
-        for (r, i) in idx.iter_mut().enumerate().take(self.rows) {
-            *i = self.cell(h, r);
-            bump(&self.cells[*i].0[slot], b as u32);
+        let mut seen = [0u64; MAX_ROWS];
+        // Plain loads first, so the rows' cache misses overlap; an atomic read-modify-write
+        // would wait for each miss in turn.
+        for r in 0..self.rows {
+            idx[r] = self.cell(h, r);
+            seen[r] = self.cells[idx[r]].0[slot].load(Ordering::Relaxed);
+        }
+        for r in 0..self.rows {
+            bump(&self.cells[idx[r]].0[slot], b as u32, seen[r]);
         }
         let count = idx[..self.rows]
             .iter()
@@ -242,10 +248,10 @@ impl FloodDetector {
     }
 }
 
-/// Adds one click of bucket `tag` to a counter, resetting it first if it holds an older bucket.
+/// Adds one click of bucket `tag` to a counter, resetting it first if it holds an older bucket;
+/// `v` is a recent value of the counter.
 #[inline]
-fn bump(w: &AtomicU64, tag: u32) {
-    let mut v = w.load(Ordering::Relaxed);
+fn bump(w: &AtomicU64, tag: u32, mut v: u64) {
     loop {
         let t = (v >> 32) as u32;
         if t == tag {
@@ -439,6 +445,7 @@ mod tests {
     #[test]
     fn bump_resets_stale_and_keeps_newer() {
         let w = AtomicU64::new(0);
+        let bump = |w: &AtomicU64, tag| bump(w, tag, w.load(Ordering::Relaxed));
         bump(&w, 5);
         bump(&w, 5);
         assert_eq!(w.load(Ordering::Relaxed), 5 << 32 | 2);
@@ -456,7 +463,8 @@ mod tests {
     fn sum_reads_only_live_buckets() {
         let cell: [AtomicU64; SLOTS] = Default::default();
         for x in 0..20u64 {
-            bump(&cell[(x % 8) as usize], x as u32);
+            let w = &cell[(x % 8) as usize];
+            bump(w, x as u32, w.load(Ordering::Relaxed));
         }
         // Buckets 12..=19 are live at 19, one click each.
         assert_eq!(sum(&cell, 19), 8);
