@@ -176,6 +176,26 @@ fn idle_gaps_clear_stale_generations() {
     assert_eq!(f.missed_inserts(), 0);
 }
 
+/// One call with a clock error of 10 years ahead: the calls at the real time that follow take
+/// the filter back (rotation resumes, nothing is missed, every visitor is unique exactly once).
+/// Without that, the generations it prepared kept a "later" tag and their buckets were never
+/// recorded again.
+#[test]
+fn a_far_future_call_does_not_stop_the_filter() {
+    let f = small_filter();
+    f.check_and_insert(VisitorKey::from_hash(1), T0);
+    f.check_and_insert(VisitorKey::from_hash(2), T0 + 3650 * DAY);
+    for bucket in 1..20i64 {
+        let t = T0 + bucket * 4 * H + 1;
+        for i in 0..200u64 {
+            let v = VisitorKey::from_hash(bucket as u64 * 1_000 + i);
+            assert!(f.check_and_insert(v, t), "bucket {bucket}");
+            assert!(!f.check_and_insert(v, t + 1), "bucket {bucket}");
+        }
+    }
+    assert_eq!(f.missed_inserts(), 0);
+}
+
 /// Inserts `n_per_window` distinct visitors at a steady rate for 7 buckets (so every generation
 /// a query reads is full), then counts how many of `queries` fresh visitors are reported as
 /// duplicates; returns (count, predicted rate).

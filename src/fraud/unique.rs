@@ -18,6 +18,9 @@ use super::sizing::{
 const PREVIOUS: u64 = 6;
 /// Generations a query reads: the current bucket and the [`PREVIOUS`] ones.
 const LIVE: u32 = PREVIOUS as u32 + 1;
+/// A bucket more than this far ahead of a caller's is taken for a clock error and overwritten
+/// (512 buckets: 85 days at the default window).
+const FAR: u64 = 512;
 /// Default memory: with the flood detector's 8 MiB, 64 MiB in all.
 const DEFAULT_MEMORY: usize = 56 << 20;
 const DEFAULT_VISITORS: u64 = 10_000_000;
@@ -178,7 +181,9 @@ impl VisitorKey {
 /// than every `B`.
 ///
 /// Callers' clocks must agree to within a bucket (they do when they read the same system
-/// clock); a caller 7 buckets behind could insert into a recycled generation
+/// clock). A single call with a time far in the future (more than 512 buckets ahead) costs
+/// the two generations it prepares, and the next call at the real time takes the filter
+/// back. A caller 7 buckets behind could insert into a recycled generation
 /// ([`missed_inserts`](Self::missed_inserts) counts the calls 8 or more buckets behind, which
 /// are answered without being recorded).
 pub struct UniqueFilter {
@@ -353,7 +358,7 @@ impl UniqueFilter {
     #[inline]
     fn advance_to(&self, b: u64) {
         let mut cur = self.current.load(Ordering::Acquire);
-        while cur < b + 1 {
+        while cur < b + 1 || cur > b + 1 + FAR {
             match self.current.compare_exchange_weak(
                 cur,
                 b + 1,
@@ -371,14 +376,14 @@ impl UniqueFilter {
     }
 
     /// Makes the generation of bucket `x` empty and tagged `x`, unless it already holds `x` or
-    /// a later bucket, or someone else is clearing it.
+    /// a later bucket (up to [`FAR`] later), or someone else is clearing it.
     #[cold]
     fn prepare(&self, x: u64) {
         let s = (x % SLOTS as u64) as usize;
         let tag = &self.tags.0[s];
         loop {
             let t = tag.load(Ordering::Acquire);
-            if t >= ready(x) {
+            if t >= ready(x) && t < ready(x + FAR) {
                 return;
             }
             if t == 0 {
@@ -401,7 +406,14 @@ impl UniqueFilter {
                 for block in self.blocks.iter() {
                     block.0[s].store(0, Ordering::Relaxed);
                 }
-                tag.store(ready(x), Ordering::Release);
+                // A CAS, not a store: if a call took the slot over meanwhile (only possible
+                // from a clock more than FAR buckets away), its tag stands.
+                let _ = tag.compare_exchange(
+                    clearing(x),
+                    ready(x),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
                 return;
             }
         }
