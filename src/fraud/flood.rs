@@ -83,10 +83,10 @@ pub struct FloodVerdict {
 ///   without conservative update, which could under-count under concurrent updates): with
 ///   `T` = all clicks counted in the window from all sources, the count exceeds the true one
 ///   by more than `ε·T` with probability at most `δ`, `ε = e / width`, `δ = e^−rows`, `width` =
-///   memory / 64 bytes / rows. Default (8 MiB, 4 rows): width 32 768, ε = 8.3·10⁻⁵, δ = 1.8 %;
-///   at 100 000 clicks per minute in all, ε·T ≈ 9. A light source is falsely flagged only if
+///   memory / 64 bytes / rows. Default (8 MiB, 4 rows): width 32 767, ε = 8.3·10⁻⁵, δ = 1.8 %;
+///   at 100 000 clicks per minute in all, ε·T ≈ 8. A light source is falsely flagged only if
 ///   its counter shares heavy hitters in every row: with `H` flooding sources about `(H /
-///   width)^rows` (10⁻¹³ for 100 floods).
+///   width)^rows` (about 10⁻¹⁰ for 100 flooding sources).
 /// - **Time granularity** is the other over-count: clicks up to `W + B` old still count.
 /// - **Memory** is fixed at build: [`memory_bytes`](Self::memory_bytes).
 ///
@@ -116,8 +116,10 @@ impl FloodDetector {
     }
 
     /// Counts a click from `ip` (on link `key`, used only with
-    /// [`per_key(true)`](FloodDetectorBuilder::per_key)) at `now_ms` and returns the count
-    /// within the window, this click included. O(rows) cache lines; lock-free.
+    /// [`per_key(true)`](FloodDetectorBuilder::per_key); without a key the source alone is
+    /// counted, with the reason [`FLOOD_SOURCE`]) at `now_ms` and returns the count within the
+    /// window, this click included. O(rows) cache lines (their misses overlap); lock-free, no
+    /// allocation.
     #[inline]
     pub fn check(&self, ip: IpAddr, key: Option<&[u8]>, now_ms: i64) -> FloodVerdict {
         let b = bucket(now_ms, self.bucket_ms);

@@ -169,7 +169,7 @@ impl VisitorKey {
 /// not one of its 7 buckets. The first call that sees a new bucket `b` clears the generation
 /// of bucket `b + 1` — the 8th word of every block, which nobody reads (it held bucket `b − 7`,
 /// already outside the window) and nobody writes until `b + 1` starts: one 8-byte store per
-/// 64-byte block, 3–7 ms at the default size (`benches/fraud.rs`). Other calls meanwhile go on
+/// 64-byte block, 2–12 ms at the default size (`benches/fraud.rs`). Other calls meanwhile go on
 /// without waiting. When `b + 1` starts its generation is ready.
 ///
 /// Two cases make a call wait (yielding) for a clearing to finish instead of going on: the
