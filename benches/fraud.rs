@@ -15,7 +15,8 @@
 //!   structure that writes a random line; the lock prefix waits for the miss) and
 //!   `baseline_hashset_insert` (foldhash
 //!   `HashSet<u64>` insert into a set kept at 1 024 entries: cache-resident);
-//! - `flood_new_source`, `flood_per_key_new_source` (fresh sources: 4 cache misses) and
+//! - `flood_new_source`, `flood_per_key_new_source` (fresh sources: 4 cache misses),
+//!   `flood_rows2_new_source` (the same with `rows(2)`, filled the same way: 2 misses) and
 //!   `flood_repeat` (one source, flagged) against the same baselines.
 //!
 //! After the group, a custom section measures the same calls in alternating loops of 1 M calls
@@ -219,6 +220,17 @@ fn main() {
         b.iter(|| {
             src = src.wrapping_add(1);
             per_key.check(IpAddr::V4(Ipv4Addr::from(black_box(src))), Some(KEY), now)
+        })
+    });
+    let rows2 = FloodDetector::builder().rows(2).build().unwrap();
+    for i in 0..VISITORS {
+        let t = now - 60_000 + (i as i64 * 60_000) / VISITORS as i64;
+        rows2.check(IpAddr::V4(Ipv4Addr::from(i as u32)), None, t);
+    }
+    g.bench_function("flood_rows2_new_source", |b| {
+        b.iter(|| {
+            src = src.wrapping_add(1);
+            rows2.check(IpAddr::V4(Ipv4Addr::from(black_box(src))), None, now)
         })
     });
     g.bench_function("flood_repeat", |b| {
