@@ -816,3 +816,32 @@ proptest! {
         }
     }
 }
+
+/// Bad clocks are input too: negative, zero and extreme times neither panic nor break later
+/// calls.
+#[test]
+fn extreme_times_do_not_panic() {
+    let u = UniqueFilter::builder()
+        .window(Duration::from_millis(1))
+        .memory_bytes(64 << 10)
+        .build()
+        .unwrap();
+    let f = FloodDetector::builder()
+        .window(Duration::from_millis(1))
+        .memory_bytes(64 << 10)
+        .build()
+        .unwrap();
+    let v = VisitorKey::from_hash(5);
+    for t in [i64::MIN, -1, 0, 1, i64::MAX - 1, i64::MAX, 0, T0] {
+        u.check_and_insert(v, t);
+        u.would_be_unique(v, t);
+        u.rotate(t);
+        f.check(ip("192.0.2.1"), Some(b"k"), t);
+        f.peek(ip("192.0.2.1"), None, t);
+    }
+    // Back at a sane time: works as usual.
+    let w = VisitorKey::from_hash(6);
+    assert!(u.check_and_insert(w, T0 + 10));
+    assert!(!u.check_and_insert(w, T0 + 10));
+    assert_eq!(f.check(ip("192.0.2.9"), None, T0 + 10).count, 1);
+}
