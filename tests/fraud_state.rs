@@ -176,6 +176,26 @@ fn idle_gaps_clear_stale_generations() {
     assert_eq!(f.missed_inserts(), 0);
 }
 
+/// One call with a clock error of 10 years ahead: the calls at the real time that follow take
+/// the filter back (rotation resumes, nothing is missed, every visitor is unique exactly once).
+/// Without that, the generations it prepared kept a "later" tag and their buckets were never
+/// recorded again.
+#[test]
+fn a_far_future_call_does_not_stop_the_filter() {
+    let f = small_filter();
+    f.check_and_insert(VisitorKey::from_hash(1), T0);
+    f.check_and_insert(VisitorKey::from_hash(2), T0 + 3650 * DAY);
+    for bucket in 1..20i64 {
+        let t = T0 + bucket * 4 * H + 1;
+        for i in 0..200u64 {
+            let v = VisitorKey::from_hash(bucket as u64 * 1_000 + i);
+            assert!(f.check_and_insert(v, t), "bucket {bucket}");
+            assert!(!f.check_and_insert(v, t + 1), "bucket {bucket}");
+        }
+    }
+    assert_eq!(f.missed_inserts(), 0);
+}
+
 /// Inserts `n_per_window` distinct visitors at a steady rate for 7 buckets (so every generation
 /// a query reads is full), then counts how many of `queries` fresh visitors are reported as
 /// duplicates; returns (count, predicted rate).
@@ -349,20 +369,26 @@ fn unique_config_errors_name_the_setting() {
     assert!(matches!(e, StateConfigError::Unachievable { .. }), "{e}");
 }
 
-/// Two threads offer the same 200 000 fresh visitors in the same bucket: each visitor is unique
+/// Two threads offer the same 20 000 fresh visitors in the same bucket: each visitor is unique
 /// for exactly one of them (the filter is large enough that false positives are ~1e-9).
 #[test]
 fn concurrent_first_clicks_are_unique_exactly_once() {
+    let n = 20_000u64;
     let f = Arc::new(
         UniqueFilter::builder()
-            .memory_bytes(16 << 20)
-            .expected_visitors(200_000)
+            .memory_bytes(32 << 20)
+            .expected_visitors(6 * n)
             .seed(11)
             .build()
             .unwrap(),
     );
-    assert!(f.false_positive_rate(200_000) < 1e-6);
-    let n = 200_000u64;
+    // All n in one generation: λ = n / blocks; the formula at 6n per window (7 generations
+    // that full) bounds it. Expected false positives in the whole test: below 1/1000.
+    assert!(
+        f.false_positive_rate(6 * n) * (n as f64) < 1e-3,
+        "{}",
+        f.false_positive_rate(6 * n)
+    );
     let barrier = Arc::new(Barrier::new(2));
     let handles: Vec<_> = (0..2)
         .map(|_| {
@@ -383,16 +409,25 @@ fn concurrent_first_clicks_are_unique_exactly_once() {
     assert_eq!(all.len(), n as usize);
 }
 
-/// Two threads click across a bucket boundary (rotation while in use): every visitor's first
-/// click is unique exactly once and nothing is missed.
+/// Two threads click across 10 bucket boundaries (rotation while in use), then both click in the
+/// first bucket after an idle gap, where one call clears the current generation while the other
+/// thread's calls arrive: every visitor's first click is unique exactly once and nothing is
+/// missed. Regression: calls that found their generation still being cleared used to answer
+/// "unique" without recording it, so both threads counted those visitors.
 #[test]
 fn concurrent_use_across_rotations() {
+    for round in 0..5 {
+        concurrent_rotation_round(round);
+    }
+}
+
+fn concurrent_rotation_round(round: u64) {
     let f = Arc::new(
         UniqueFilter::builder()
             .window(Duration::from_millis(600))
             .memory_bytes(8 << 20)
             .expected_visitors(20_000)
-            .seed(12)
+            .seed(12 + round)
             .build()
             .unwrap(),
     );
@@ -402,19 +437,46 @@ fn concurrent_use_across_rotations() {
             let (f, barrier) = (f.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let mut unique = 0u64;
-                // 100 ms per bucket; visitor i clicks at times i/20 ms, over 10 buckets.
+                // 100 ms per bucket; visitor i clicks at times i/20 ms, over 10 buckets. Both
+                // threads meet every 25 ms of simulated time: their clocks stay within a
+                // bucket of each other, as two threads reading one system clock do.
+                let mut unique = Vec::new();
                 for i in 0..20_000u64 {
+                    if i % 500 == 0 {
+                        barrier.wait();
+                    }
                     if f.check_and_insert(VisitorKey::from_hash(i), T0 + (i / 20) as i64) {
-                        unique += 1;
+                        unique.push(i);
+                    }
+                }
+                // After an idle gap: the first call clears the current generation itself while
+                // the other thread's calls of the same bucket wait for it.
+                barrier.wait();
+                for i in 100_000..102_000u64 {
+                    if f.check_and_insert(VisitorKey::from_hash(i), T0 + 2_000) {
+                        unique.push(i);
                     }
                 }
                 unique
             })
         })
         .collect();
-    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    assert_eq!(total, 20_000);
+    let r: Vec<Vec<u64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let both: Vec<u64> = r[0]
+        .iter()
+        .filter(|i| r[1].binary_search(i).is_ok())
+        .copied()
+        .collect();
+    let mut per_bucket = [0; 11];
+    for i in &both {
+        per_bucket[(*i / 2000).min(10) as usize] += 1;
+    }
+    assert_eq!(
+        r[0].len() + r[1].len(),
+        22_000,
+        "round {round}: counted twice per bucket {per_bucket:?}, missed {}",
+        f.missed_inserts()
+    );
     assert_eq!(f.missed_inserts(), 0);
 }
 
@@ -753,4 +815,33 @@ proptest! {
             prop_assert_eq!(v.flagged, exact > 5);
         }
     }
+}
+
+/// Bad clocks are input too: negative, zero and extreme times neither panic nor break later
+/// calls.
+#[test]
+fn extreme_times_do_not_panic() {
+    let u = UniqueFilter::builder()
+        .window(Duration::from_millis(1))
+        .memory_bytes(64 << 10)
+        .build()
+        .unwrap();
+    let f = FloodDetector::builder()
+        .window(Duration::from_millis(1))
+        .memory_bytes(64 << 10)
+        .build()
+        .unwrap();
+    let v = VisitorKey::from_hash(5);
+    for t in [i64::MIN, -1, 0, 1, i64::MAX - 1, i64::MAX, 0, T0] {
+        u.check_and_insert(v, t);
+        u.would_be_unique(v, t);
+        u.rotate(t);
+        f.check(ip("192.0.2.1"), Some(b"k"), t);
+        f.peek(ip("192.0.2.1"), None, t);
+    }
+    // Back at a sane time: works as usual.
+    let w = VisitorKey::from_hash(6);
+    assert!(u.check_and_insert(w, T0 + 10));
+    assert!(!u.check_and_insert(w, T0 + 10));
+    assert_eq!(f.check(ip("192.0.2.9"), None, T0 + 10).count, 1);
 }

@@ -83,10 +83,10 @@ pub struct FloodVerdict {
 ///   without conservative update, which could under-count under concurrent updates): with
 ///   `T` = all clicks counted in the window from all sources, the count exceeds the true one
 ///   by more than `ε·T` with probability at most `δ`, `ε = e / width`, `δ = e^−rows`, `width` =
-///   memory / 64 bytes / rows. Default (8 MiB, 4 rows): width 32 768, ε = 8.3·10⁻⁵, δ = 1.8 %;
-///   at 100 000 clicks per minute in all, ε·T ≈ 9. A light source is falsely flagged only if
+///   memory / 64 bytes / rows. Default (8 MiB, 4 rows): width 32 767, ε = 8.3·10⁻⁵, δ = 1.8 %;
+///   at 100 000 clicks per minute in all, ε·T ≈ 8. A light source is falsely flagged only if
 ///   its counter shares heavy hitters in every row: with `H` flooding sources about `(H /
-///   width)^rows` (10⁻¹³ for 100 floods).
+///   width)^rows` (about 10⁻¹⁰ for 100 flooding sources).
 /// - **Time granularity** is the other over-count: clicks up to `W + B` old still count.
 /// - **Memory** is fixed at build: [`memory_bytes`](Self::memory_bytes).
 ///
@@ -116,17 +116,25 @@ impl FloodDetector {
     }
 
     /// Counts a click from `ip` (on link `key`, used only with
-    /// [`per_key(true)`](FloodDetectorBuilder::per_key)) at `now_ms` and returns the count
-    /// within the window, this click included. O(rows) cache lines; lock-free.
+    /// [`per_key(true)`](FloodDetectorBuilder::per_key); without a key the source alone is
+    /// counted, with the reason [`FLOOD_SOURCE`]) at `now_ms` and returns the count within the
+    /// window, this click included. O(rows) cache lines (their misses overlap); lock-free, no
+    /// allocation.
     #[inline]
     pub fn check(&self, ip: IpAddr, key: Option<&[u8]>, now_ms: i64) -> FloodVerdict {
         let b = bucket(now_ms, self.bucket_ms);
         let (h, keyed) = self.hash(ip, key);
         let slot = (b % SLOTS as u64) as usize;
         let mut idx = [0usize; MAX_ROWS];
-        for (r, i) in idx.iter_mut().enumerate().take(self.rows) {
-            *i = self.cell(h, r);
-            bump(&self.cells[*i].0[slot], b as u32);
+        let mut seen = [0u64; MAX_ROWS];
+        // Plain loads first, so the rows' cache misses overlap; an atomic read-modify-write
+        // would wait for each miss in turn.
+        for r in 0..self.rows {
+            idx[r] = self.cell(h, r);
+            seen[r] = self.cells[idx[r]].0[slot].load(Ordering::Relaxed);
+        }
+        for r in 0..self.rows {
+            bump(&self.cells[idx[r]].0[slot], b as u32, seen[r]);
         }
         let count = idx[..self.rows]
             .iter()
@@ -242,10 +250,10 @@ impl FloodDetector {
     }
 }
 
-/// Adds one click of bucket `tag` to a counter, resetting it first if it holds an older bucket.
+/// Adds one click of bucket `tag` to a counter, resetting it first if it holds an older bucket;
+/// `v` is a recent value of the counter.
 #[inline]
-fn bump(w: &AtomicU64, tag: u32) {
-    let mut v = w.load(Ordering::Relaxed);
+fn bump(w: &AtomicU64, tag: u32, mut v: u64) {
     loop {
         let t = (v >> 32) as u32;
         if t == tag {
@@ -439,6 +447,7 @@ mod tests {
     #[test]
     fn bump_resets_stale_and_keeps_newer() {
         let w = AtomicU64::new(0);
+        let bump = |w: &AtomicU64, tag| bump(w, tag, w.load(Ordering::Relaxed));
         bump(&w, 5);
         bump(&w, 5);
         assert_eq!(w.load(Ordering::Relaxed), 5 << 32 | 2);
@@ -456,7 +465,8 @@ mod tests {
     fn sum_reads_only_live_buckets() {
         let cell: [AtomicU64; SLOTS] = Default::default();
         for x in 0..20u64 {
-            bump(&cell[(x % 8) as usize], x as u32);
+            let w = &cell[(x % 8) as usize];
+            bump(w, x as u32, w.load(Ordering::Relaxed));
         }
         // Buckets 12..=19 are live at 19, one click each.
         assert_eq!(sum(&cell, 19), 8);

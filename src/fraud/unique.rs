@@ -18,6 +18,9 @@ use super::sizing::{
 const PREVIOUS: u64 = 6;
 /// Generations a query reads: the current bucket and the [`PREVIOUS`] ones.
 const LIVE: u32 = PREVIOUS as u32 + 1;
+/// A bucket more than this far ahead of a caller's is taken for a clock error and overwritten
+/// (512 buckets: 85 days at the default window).
+const FAR: u64 = 512;
 /// Default memory: with the flood detector's 8 MiB, 64 MiB in all.
 const DEFAULT_MEMORY: usize = 56 << 20;
 const DEFAULT_VISITORS: u64 = 10_000_000;
@@ -134,11 +137,9 @@ impl VisitorKey {
 ///   least W) and forgotten at every `t ≥ t0 + 7B`; in between it depends on where `t0` fell in
 ///   its bucket. With the 24 h default: remembered for at least 24 h, never more than 28 h.
 /// - **No false negatives** (a repeat click reported unique) within the effective window,
-///   except in two documented races: a caller whose `now_ms` lags another caller's by a bucket
-///   boundary may miss entries of its oldest generation while that generation is being
-///   recycled; and a click in a bucket whose generation is still being cleared (only after a
-///   whole bucket with no call at all, see *Rotation*) is not remembered
-///   ([`missed_inserts`](Self::missed_inserts) counts those).
+///   except for a caller whose `now_ms` lags another caller's across a bucket boundary: it may
+///   miss entries of its oldest generation while another call recycles that generation (a
+///   seqlock check makes it read "absent", never garbage).
 /// - **False positives** (a first click reported duplicate) happen with a probability that
 ///   depends on the load. A visitor's hash picks a block (64 bytes, one 64-bit word per
 ///   generation) and a mask of `k` bits (k draws among 64, so `d ≤ k` distinct); its click sets
@@ -163,19 +164,28 @@ impl VisitorKey {
 ///   configured budget. All of it is touched (zeroed) in `build`.
 ///
 /// # Rotation
-/// Generations rotate lazily, without a lock or a pause for other callers: each generation has
-/// an atomic tag (the bucket it holds, or "being cleared"), and a query ignores a generation
-/// whose tag is not one of its 7 buckets. The first call that sees a new bucket `b` clears the
-/// generation of bucket `b + 1` (the 8th word of every block, not read by anyone: it held
-/// bucket `b − 7`, already outside the window) — one 8-byte store per 64-byte block,
-/// about 10 ms at the default size — so when `b + 1` starts its generation is ready. Calls
-/// during the clearing go on as usual. To keep even that one call off the request path, call
-/// [`rotate`](Self::rotate) from a housekeeping thread more often than every `B`.
-/// If a whole bucket passes without a call, the first call in the next one also clears the
-/// current generation, and clicks during that clearing are not remembered (see above).
+/// Generations rotate lazily, without a lock: each generation has an atomic tag (the bucket
+/// it holds, or "being cleared for bucket x"), and a query ignores a generation whose tag is
+/// not one of its 7 buckets. The first call that sees a new bucket `b` clears the generation
+/// of bucket `b + 1` — the 8th word of every block, which nobody reads (it held bucket `b − 7`,
+/// already outside the window) and nobody writes until `b + 1` starts: one 8-byte store per
+/// 64-byte block, 2–12 ms at the default size (`benches/fraud.rs`). Other calls meanwhile go on
+/// without waiting. When `b + 1` starts its generation is ready.
+///
+/// Two cases make a call wait (yielding) for a clearing to finish instead of going on: the
+/// first call after a whole bucket without any call clears the current generation itself, and
+/// calls of that bucket arriving meanwhile wait for it; and the same when a bucket is shorter
+/// than a clearing (a window of well under a second at this size). Waiting keeps the
+/// guarantees above: no click is ever left unrecorded. To keep even the one clearing call off
+/// the request path, call [`rotate`](Self::rotate) from a housekeeping thread more often
+/// than every `B`.
 ///
 /// Callers' clocks must agree to within a bucket (they do when they read the same system
-/// clock); a caller 7 buckets behind could insert into a recycled generation.
+/// clock). A single call with a time far in the future (more than 512 buckets ahead) costs
+/// the two generations it prepares, and the next call at the real time takes the filter
+/// back. A caller 7 buckets behind could insert into a recycled generation
+/// ([`missed_inserts`](Self::missed_inserts) counts the calls 8 or more buckets behind, which
+/// are answered without being recorded).
 pub struct UniqueFilter {
     blocks: Box<[Line]>,
     /// Per generation: 0 = never used (zero), `(bucket + 1) << 1` = holds that bucket,
@@ -218,10 +228,7 @@ impl UniqueFilter {
         let slot = (b % SLOTS as u64) as usize;
         let mut current = self.tags.0[slot].load(Ordering::Acquire) == ready(b);
         if !current {
-            // First use of the slot, or the advancing call has not prepared it yet: prepare it
-            // here (idempotent). Still not ready means another call is clearing it.
-            self.prepare(b);
-            current = self.tags.0[slot].load(Ordering::Acquire) == ready(b);
+            current = self.wait_ready(b, slot);
         }
         if !self.sliding {
             if current && block[slot].load(Ordering::Relaxed) & mask == mask {
@@ -291,8 +298,8 @@ impl UniqueFilter {
         query_fp(per_bucket / self.blocks.len() as f64, self.k, LIVE)
     }
 
-    /// Clicks that found their generation still being cleared and were not remembered
-    /// (only after a whole bucket without calls; see *Rotation*).
+    /// Clicks answered without being recorded because their bucket's generation already held
+    /// a later bucket (a caller's clock 8 or more buckets behind the others'; see *Rotation*).
     pub fn missed_inserts(&self) -> u64 {
         self.missed.load(Ordering::Relaxed)
     }
@@ -310,6 +317,25 @@ impl UniqueFilter {
             bits >>= 6;
         }
         (idx, mask)
+    }
+
+    /// The slow path when the generation of bucket `b` is not ready: first use of the slot, or
+    /// the call that entered `b` has not prepared it yet, so prepare it here (idempotent); if
+    /// another call is clearing it, wait for that call. `false` only when the slot already holds
+    /// a later bucket (this caller's clock lags by 8 buckets or more).
+    #[cold]
+    fn wait_ready(&self, b: u64, slot: usize) -> bool {
+        self.prepare(b);
+        loop {
+            let t = self.tags.0[slot].load(Ordering::Acquire);
+            if t == ready(b) {
+                return true;
+            }
+            if t != clearing(b) {
+                return false;
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Whether one of the 6 generations before bucket `b` holds the mask.
@@ -332,7 +358,7 @@ impl UniqueFilter {
     #[inline]
     fn advance_to(&self, b: u64) {
         let mut cur = self.current.load(Ordering::Acquire);
-        while cur < b + 1 {
+        while cur < b + 1 || cur > b + 1 + FAR {
             match self.current.compare_exchange_weak(
                 cur,
                 b + 1,
@@ -350,14 +376,14 @@ impl UniqueFilter {
     }
 
     /// Makes the generation of bucket `x` empty and tagged `x`, unless it already holds `x` or
-    /// a later bucket, or someone else is clearing it.
+    /// a later bucket (up to [`FAR`] later), or someone else is clearing it.
     #[cold]
     fn prepare(&self, x: u64) {
         let s = (x % SLOTS as u64) as usize;
         let tag = &self.tags.0[s];
         loop {
             let t = tag.load(Ordering::Acquire);
-            if t >= ready(x) {
+            if t >= ready(x) && t < ready(x + FAR) {
                 return;
             }
             if t == 0 {
@@ -380,7 +406,14 @@ impl UniqueFilter {
                 for block in self.blocks.iter() {
                     block.0[s].store(0, Ordering::Relaxed);
                 }
-                tag.store(ready(x), Ordering::Release);
+                // A CAS, not a store: if a call took the slot over meanwhile (only possible
+                // from a clock more than FAR buckets away), its tag stands.
+                let _ = tag.compare_exchange(
+                    clearing(x),
+                    ready(x),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
                 return;
             }
         }
