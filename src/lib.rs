@@ -135,10 +135,10 @@ pub use sink::PostgresSink;
 pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
-#[cfg(feature = "redis")]
-pub use sink::{RedisSinkConfigError, RedisStreamSink};
 #[cfg(feature = "kafka")]
 pub use sink::{KafkaSink, KafkaSinkBuilder, KafkaSinkError, KafkaStats};
+#[cfg(feature = "redis")]
+pub use sink::{RedisSinkConfigError, RedisStreamSink};
 pub use snapshot::{Diff, Snapshot};
 #[cfg(feature = "redis")]
 pub use source::{
