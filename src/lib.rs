@@ -112,6 +112,13 @@ pub use set::LinkSet;
 pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
+#[cfg(feature = "amqp")]
+pub use sink::{AmqpConfigError, AmqpSink};
+#[cfg(feature = "webhook")]
+pub use sink::{
+    BATCH_ID_HEADER, SIGNATURE_HEADER, SignatureError, WebhookConfigError, WebhookSink,
+    sign_webhook, verify_signature,
+};
 pub use snapshot::{Diff, Snapshot};
 #[cfg(feature = "redis")]
 pub use source::{

@@ -5,12 +5,26 @@ mod fanout;
 mod func;
 mod jsonl;
 mod memory;
+#[cfg(any(feature = "webhook", feature = "amqp"))]
+mod redact;
+#[cfg(feature = "webhook")]
+mod signature;
+#[cfg(feature = "webhook")]
+mod webhook;
+#[cfg(feature = "amqp")]
+mod amqp;
 
 pub use counting::CountingSink;
 pub use fanout::{FanoutSink, FanoutStats};
 pub use func::FnSink;
 pub use jsonl::JsonLinesSink;
 pub use memory::MemorySink;
+#[cfg(feature = "webhook")]
+pub use signature::{SIGNATURE_HEADER, SignatureError, sign as sign_webhook, verify_signature};
+#[cfg(feature = "webhook")]
+pub use webhook::{BATCH_ID_HEADER, WebhookConfigError, WebhookSink};
+#[cfg(feature = "amqp")]
+pub use amqp::{AmqpConfigError, AmqpSink};
 
 use crate::click::Click;
 
