@@ -35,6 +35,9 @@
 //! |---|---|---|
 //! | `os` | yes | threads, files, the OS clock and randomness: [`load_file`], the wall clock for link time windows |
 //! | `json` | yes | the JSON link-file format (serde) |
+//! | `amqp` | no | `AmqpSink`: clicks to RabbitMQ with publisher confirms (lapin; Rust 1.88) |
+//! | `webhook` | no | `WebhookSink`: HMAC-SHA256-signed JSON batches over HTTP (ureq), `verify_signature` |
+//! | `webhook-rustls` | no | `https://` webhook URLs |
 //!
 //! With `--no-default-features` the core (`Link`, `LinkTable`, `resolve`, nginx-map and CSV
 //! formats) builds for `wasm32-unknown-unknown`, for edge workers.

@@ -18,7 +18,7 @@ use crate::click::Click;
 ///
 /// # The messages
 /// One message per click: body = [`Click::write_json`], `content_type: application/json`,
-/// `delivery_mode: 2` (persistent), `message_id` = the click id, `timestamp` = the click's time
+/// `delivery_mode: 2` (persistent; see [`persistent`](AmqpSink::persistent)), `message_id` = the click id, `timestamp` = the click's time
 /// in Unix seconds; published to [`exchange`](AmqpSink::exchange) (default `""`, the default
 /// exchange) with [`routing_key`](AmqpSink::routing_key) (default `clicks`), `mandatory` set
 /// unless turned off.
@@ -85,6 +85,7 @@ pub struct AmqpSink {
     declare_exchange: Option<String>,
     bind_queue: Option<String>,
     mandatory: bool,
+    persistent: bool,
     connection_name: String,
     connect_timeout: Duration,
     confirm_timeout: Duration,
@@ -125,6 +126,7 @@ impl std::fmt::Debug for AmqpSink {
             .field("declare_exchange", &self.declare_exchange)
             .field("bind_queue", &self.bind_queue)
             .field("mandatory", &self.mandatory)
+            .field("persistent", &self.persistent)
             .field("connect_timeout", &self.connect_timeout)
             .field("confirm_timeout", &self.confirm_timeout)
             .field("connected", &self.live.is_some())
@@ -151,6 +153,7 @@ impl AmqpSink {
             declare_exchange: None,
             bind_queue: None,
             mandatory: true,
+            persistent: true,
             connection_name: "linkgate".into(),
             connect_timeout: Duration::from_secs(5),
             confirm_timeout: Duration::from_secs(30),
@@ -194,6 +197,19 @@ impl AmqpSink {
     /// its batch retried, instead of being dropped silently by the broker.
     pub fn mandatory(mut self, on: bool) -> Self {
         self.mandatory = on;
+        self
+    }
+
+    /// Publish persistent messages (`delivery_mode: 2`, the default) or transient ones
+    /// (`delivery_mode: 1`).
+    ///
+    /// **Trade-off**: RabbitMQ confirms a persistent message routed to a durable queue only once
+    /// it is on disk, so it survives a broker restart; a transient one is confirmed once it is in
+    /// the queue's memory and is lost if the broker stops before a consumer takes it. On the
+    /// shared 2-core bench machine transient messages went 2–3× faster (BENCHMARKS.md, "Click
+    /// sinks: RabbitMQ and webhooks").
+    pub fn persistent(mut self, on: bool) -> Self {
+        self.persistent = on;
         self
     }
 
@@ -360,6 +376,7 @@ async fn publish_batch(
     exchange: &str,
     routing_key: &str,
     mandatory: bool,
+    persistent: bool,
     batch: &[Click],
     buf: &[u8],
     ends: &[usize],
@@ -377,7 +394,7 @@ async fn publish_batch(
         let id = click.click_id.encode();
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
-            .with_delivery_mode(2)
+            .with_delivery_mode(if persistent { 2 } else { 1 })
             .with_message_id(std::str::from_utf8(&id).unwrap_or_default().into())
             .with_timestamp(click.ts.div_euclid(1000).max(0) as u64);
         channel.basic_publish(exchange.clone(), routing_key.clone(), opts, body, props)
@@ -454,6 +471,7 @@ impl ClickSink for AmqpSink {
             &self.exchange,
             &self.routing_key,
             self.mandatory,
+            self.persistent,
             batch,
             &self.buf,
             &self.ends,
