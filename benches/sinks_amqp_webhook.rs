@@ -33,7 +33,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
-use lapin::options::{QueueDeleteOptions, ExchangeDeleteOptions};
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 use linkgate::{
     AmqpSink, Click, ClickId, ClickIp, ClickRecorder, ClickSink, FullPolicy, Stats, WebhookSink,
@@ -63,7 +63,9 @@ fn pool(n: usize) -> Vec<Click> {
                 linkgate::system_now_ms(),
                 ClickId::generate(),
                 format!("/go/aff-{:07}-kqz", i % 10_000),
-                HeaderValue::from_static("https://store.example.com/p/123456?ref=aff_01&utm_source=blog"),
+                HeaderValue::from_static(
+                    "https://store.example.com/p/123456?ref=aff_01&utm_source=blog",
+                ),
                 302,
             );
             c.ip = Some(ClickIp::Addr("203.0.113.0".parse().unwrap()));
@@ -121,7 +123,10 @@ impl Drop for AmqpNames {
                     .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
                     .await;
                 let _ = ch
-                    .exchange_delete(self.exchange.as_str().into(), ExchangeDeleteOptions::default())
+                    .exchange_delete(
+                        self.exchange.as_str().into(),
+                        ExchangeDeleteOptions::default(),
+                    )
                     .await;
             }
             let _ = conn.close(200, "bench done".into()).await;
@@ -144,7 +149,14 @@ struct Cqv2Policy;
 impl Cqv2Policy {
     fn set() -> Cqv2Policy {
         let ok = std::process::Command::new("rabbitmqctl")
-            .args(["set_policy", "--apply-to", "queues", "linkgate-bench-cqv2", "^linkgate-bench\\.cqv2\\.", r#"{"queue-version":2}"#])
+            .args([
+                "set_policy",
+                "--apply-to",
+                "queues",
+                "linkgate-bench-cqv2",
+                "^linkgate-bench\\.cqv2\\.",
+                r#"{"queue-version":2}"#,
+            ])
             .output()
             .is_ok_and(|o| o.status.success());
         if !ok {
@@ -183,8 +195,16 @@ fn throughput<S: ClickSink>(sink: S, clicks: &[Click]) -> (f64, Stats) {
 }
 
 /// Paced recording; returns (median ns, p99 ns, stats).
-fn request_path<S: ClickSink>(sink: S, clicks: &[Click], rate: u64, secs: u64) -> (u64, u64, Stats) {
-    let (recorder, guard) = ClickRecorder::builder(sink).max_batch(1024).spawn().unwrap();
+fn request_path<S: ClickSink>(
+    sink: S,
+    clicks: &[Click],
+    rate: u64,
+    secs: u64,
+) -> (u64, u64, Stats) {
+    let (recorder, guard) = ClickRecorder::builder(sink)
+        .max_batch(1024)
+        .spawn()
+        .unwrap();
     let total = (rate * secs) as usize;
     let mut times = Vec::with_capacity(total);
     let start = Instant::now();
@@ -240,7 +260,9 @@ fn main() {
     let secs = env("SECONDS", 3);
     let clicks = pool(n);
     let json_bytes: usize = clicks.iter().map(|c| c.to_json().len()).sum::<usize>() / n;
-    println!("# throughput: {n} clicks per run, batch 1024, {runs} runs, ~{json_bytes} B of JSON per click");
+    println!(
+        "# throughput: {n} clicks per run, batch 1024, {runs} runs, ~{json_bytes} B of JSON per click"
+    );
     let receiver = receiver::Receiver::start(SECRET, false, |_| (200, None));
     let _policy = Cqv2Policy::set();
     let (mut base, mut amqp, mut amqp2, mut amqpt, mut hook) =
@@ -275,20 +297,49 @@ fn main() {
         amqpt.push(at);
         hook.push(w);
     }
-    let ratio = |v: &[f64]| -> Vec<f64> { v.iter().zip(&base).map(|(x, b)| x / b * 1000.0).collect() };
+    let ratio =
+        |v: &[f64]| -> Vec<f64> { v.iter().zip(&base).map(|(x, b)| x / b * 1000.0).collect() };
     println!("()        clicks/s: {}", summary(&base));
-    println!("amqp      clicks/s: {}  (per mille of (): {})", summary(&amqp), summary(&ratio(&amqp)));
-    println!("amqp CQv2 clicks/s: {}  (per mille of (): {})", summary(&amqp2), summary(&ratio(&amqp2)));
-    println!("amqp transient clicks/s: {}  (per mille of (): {})", summary(&amqpt), summary(&ratio(&amqpt)));
-    println!("webhook   clicks/s: {}  (per mille of (): {})", summary(&hook), summary(&ratio(&hook)));
+    println!(
+        "amqp      clicks/s: {}  (per mille of (): {})",
+        summary(&amqp),
+        summary(&ratio(&amqp))
+    );
+    println!(
+        "amqp CQv2 clicks/s: {}  (per mille of (): {})",
+        summary(&amqp2),
+        summary(&ratio(&amqp2))
+    );
+    println!(
+        "amqp transient clicks/s: {}  (per mille of (): {})",
+        summary(&amqpt),
+        summary(&ratio(&amqpt))
+    );
+    println!(
+        "webhook   clicks/s: {}  (per mille of (): {})",
+        summary(&hook),
+        summary(&ratio(&hook))
+    );
     println!(
         "webhook receiver: {} requests, {} bad signatures, {} clicks accepted",
-        receiver.state.requests.load(std::sync::atomic::Ordering::SeqCst),
-        receiver.state.bad_signatures.load(std::sync::atomic::Ordering::SeqCst),
-        receiver.state.accepted_clicks.load(std::sync::atomic::Ordering::SeqCst),
+        receiver
+            .state
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        receiver
+            .state
+            .bad_signatures
+            .load(std::sync::atomic::Ordering::SeqCst),
+        receiver
+            .state
+            .accepted_clicks
+            .load(std::sync::atomic::Ordering::SeqCst),
     );
 
-    println!("\n# request path: record() at {rate} clicks/s for {secs} s per run, timer cost {} ns", timer_cost());
+    println!(
+        "\n# request path: record() at {rate} clicks/s for {secs} s per run, timer cost {} ns",
+        timer_cost()
+    );
     let pool_small = &clicks[..50_000.min(n)];
     for run in 0..runs {
         let (bm, b99, bs) = request_path((), pool_small, rate, secs);
@@ -337,7 +388,13 @@ fn probe() {
     for (name, persistent, confirm, v2, channels) in [
         ("persistent, confirms, CQv1", true, true, false, 1),
         ("persistent, confirms, CQv2", true, true, true, 1),
-        ("persistent, confirms, CQv2, 4 channels", true, true, true, 4),
+        (
+            "persistent, confirms, CQv2, 4 channels",
+            true,
+            true,
+            true,
+            4,
+        ),
         ("transient, confirms, CQv1", false, true, false, 1),
         ("transient, confirms, CQv2", false, true, true, 1),
         ("persistent, no confirms, CQv1", true, false, false, 1),

@@ -111,16 +111,16 @@ pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
 pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
 pub use redirect::{MatchedLink, PERMANENT_MAX_AGE, Redirect};
 pub use set::LinkSet;
-#[cfg(feature = "os")]
-pub use sink::{
-    ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
-};
 #[cfg(feature = "amqp")]
 pub use sink::{AmqpConfigError, AmqpSink};
 #[cfg(feature = "webhook")]
 pub use sink::{
     BATCH_ID_HEADER, SIGNATURE_HEADER, SignatureError, WebhookConfigError, WebhookSink,
     sign_webhook, verify_signature,
+};
+#[cfg(feature = "os")]
+pub use sink::{
+    ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,
 };
 pub use snapshot::{Diff, Snapshot};
 #[cfg(feature = "redis")]

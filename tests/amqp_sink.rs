@@ -171,7 +171,10 @@ impl Broker {
                     .expect("consumer open")
                     .expect("delivery");
                 let p = &d.properties;
-                assert_eq!(p.content_type().as_ref().unwrap().as_str(), "application/json");
+                assert_eq!(
+                    p.content_type().as_ref().unwrap().as_str(),
+                    "application/json"
+                );
                 assert_eq!(*p.delivery_mode(), Some(2), "persistent");
                 let id = p.message_id().as_ref().unwrap().to_string();
                 let body: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
@@ -191,7 +194,9 @@ impl Drop for Broker {
                 false => self.conn.create_channel().await?,
             };
             for q in &self.queues {
-                let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                let _ = ch
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
             }
             for e in &self.exchanges {
                 let _ = ch
@@ -295,7 +300,11 @@ fn rabbitmqctl(args: &[&str]) {
 fn wait_delivering(guard: &linkgate::DrainGuard) {
     let until = Instant::now() + GUARD;
     while guard.stats().delivered == 0 {
-        assert!(Instant::now() < until, "nothing delivered: {:?}", guard.stats());
+        assert!(
+            Instant::now() < until,
+            "nothing delivered: {:?}",
+            guard.stats()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -309,7 +318,10 @@ fn outage_test(name: &str, outage: impl FnOnce(&linkgate::DrainGuard)) {
     drop(broker);
     let (ids, stats) = run(sink(&ex, &q), 60_000, patient(), outage);
     assert_eq!((stats.dropped, stats.failed), (0, 0), "{stats:?}");
-    assert!(stats.retries >= 1, "the outage cost at least one retry: {stats:?}");
+    assert!(
+        stats.retries >= 1,
+        "the outage cost at least one retry: {stats:?}"
+    );
     let mut broker = Broker::connect();
     broker.exchanges.push(ex.clone());
     let got = broker.consume_all(&q);
@@ -408,9 +420,15 @@ fn nacked_messages_fail_the_batch() {
     // A queue that holds one message and rejects further publishes: the broker nacks them.
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), AMQPValue::LongInt(1));
-    args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
     broker.queue(&q, &ex, "click", args);
-    let mut sink = AmqpSink::new(url()).unwrap().exchange(&ex).routing_key("click");
+    let mut sink = AmqpSink::new(url())
+        .unwrap()
+        .exchange(&ex)
+        .routing_key("click");
     let batch: Vec<Click> = (0..10).map(click).collect();
     let err = sink.write(&batch).unwrap_err();
     assert!(matches!(err, SinkError::Transient(_)), "{err}");

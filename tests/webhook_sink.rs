@@ -105,12 +105,23 @@ fn unavailable_receiver_is_retried_until_it_accepts() {
     let (ids, stats) = run(sink, 5_000, patient());
     assert_eq!((stats.delivered, stats.failed), (5_000, 0), "{stats:?}");
     assert!(stats.retries >= 5, "{stats:?}");
-    let got: HashSet<String> = rx.state.accepted_ids.lock().unwrap().iter().cloned().collect();
+    let got: HashSet<String> = rx
+        .state
+        .accepted_ids
+        .lock()
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect();
     assert_eq!(got, ids);
     // The refused attempts were the same batch: same id, then accepted under that id.
     let seen = rx.state.seen.lock().unwrap();
     assert!(seen[..5].iter().all(|s| s.status == 503));
-    assert!(seen[..6].iter().all(|s| s.batch_id == seen[0].batch_id && s.body == seen[0].body));
+    assert!(
+        seen[..6]
+            .iter()
+            .all(|s| s.batch_id == seen[0].batch_id && s.body == seen[0].body)
+    );
     assert_eq!(seen[5].status, 200);
 }
 
@@ -127,7 +138,10 @@ fn client_error_is_counted_failed_with_the_reason_and_not_retried() {
     assert_eq!(sent, 3_000, "each batch sent once");
     let err = stats.last_error.unwrap();
     assert!(err.contains("answered 400"), "{err}");
-    assert!(err.contains("bad request: schema v2 expected  (see docs)"), "{err}");
+    assert!(
+        err.contains("bad request: schema v2 expected  (see docs)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -167,7 +181,10 @@ fn tampered_or_stale_requests_fail_verification() {
         .parse()
         .unwrap();
     let tol = Duration::from_secs(300);
-    assert_eq!(verify_signature(SECRET, &seen.signature, &seen.body, t, tol), Ok(()));
+    assert_eq!(
+        verify_signature(SECRET, &seen.signature, &seen.body, t, tol),
+        Ok(())
+    );
     let mut tampered = seen.body.to_vec();
     let at = tampered.iter().position(|&b| b == b'3').unwrap();
     tampered[at] = b'4';
@@ -213,5 +230,8 @@ fn dead_receiver_is_transient() {
     );
     assert_eq!((stats.failed, stats.retries), (10, 2), "{stats:?}");
     let err = stats.last_error.unwrap();
-    assert!(err.contains("after 3 attempt(s)") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("after 3 attempt(s)") && !err.contains("hunter2"),
+        "{err}"
+    );
 }

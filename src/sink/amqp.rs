@@ -7,7 +7,9 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 
 use super::redact::{redact_text, redact_url};
 use super::{ClickSink, SinkError};
@@ -277,7 +279,12 @@ impl AmqpSink {
         let result = rt.block_on(async {
             tokio::time::timeout(self.connect_timeout, self.connect())
                 .await
-                .unwrap_or_else(|_| Err(format!("connect timed out after {:?}", self.connect_timeout)))
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "connect timed out after {:?}",
+                        self.connect_timeout
+                    ))
+                })
         });
         match result {
             Ok(live) => {
@@ -327,7 +334,12 @@ impl AmqpSink {
                 ..Default::default()
             };
             channel
-                .exchange_declare(self.exchange.as_str().into(), kind, opts, FieldTable::default())
+                .exchange_declare(
+                    self.exchange.as_str().into(),
+                    kind,
+                    opts,
+                    FieldTable::default(),
+                )
                 .await
                 .map_err(|e| format!("declare exchange {:?}: {e}", self.exchange))?;
         }
@@ -371,22 +383,19 @@ impl AmqpSink {
 }
 
 /// Publishes every message, then awaits every confirm.
+/// `sink.buf` holds the batch's JSON bodies, `sink.ends` where each ends.
 async fn publish_batch(
+    sink: &AmqpSink,
     channel: &Channel,
-    exchange: &str,
-    routing_key: &str,
-    mandatory: bool,
-    persistent: bool,
     batch: &[Click],
-    buf: &[u8],
-    ends: &[usize],
 ) -> Result<(), BatchError> {
+    let (buf, ends, persistent) = (&sink.buf, &sink.ends, sink.persistent);
     let opts = BasicPublishOptions {
-        mandatory,
+        mandatory: sink.mandatory,
         immediate: false,
     };
-    let exchange = ShortString::from(exchange);
-    let routing_key = ShortString::from(routing_key);
+    let exchange = ShortString::from(sink.exchange.as_str());
+    let routing_key = ShortString::from(sink.routing_key.as_str());
     let mut start = 0;
     let publishes = batch.iter().zip(ends).map(|(click, &end)| {
         let body = &buf[start..end];
@@ -466,16 +475,7 @@ impl ClickSink for AmqpSink {
         let (Some(rt), Some(live)) = (&self.runtime, &self.live) else {
             return Err(SinkError::Transient("AMQP: not connected".into()));
         };
-        let publish = publish_batch(
-            &live.channel,
-            &self.exchange,
-            &self.routing_key,
-            self.mandatory,
-            self.persistent,
-            batch,
-            &self.buf,
-            &self.ends,
-        );
+        let publish = publish_batch(self, &live.channel, batch);
         let timeout = self.confirm_timeout;
         match rt.block_on(async { tokio::time::timeout(timeout, publish).await }) {
             Ok(Ok(())) => Ok(()),
@@ -486,9 +486,10 @@ impl ClickSink for AmqpSink {
             }
             Err(_) => {
                 self.drop_connection();
-                Err(self.err(
-                    format!("no confirms for a batch of {} within {timeout:?}", batch.len()),
-                ))
+                Err(self.err(format!(
+                    "no confirms for a batch of {} within {timeout:?}",
+                    batch.len()
+                )))
             }
         }
     }
@@ -521,7 +522,10 @@ mod tests {
             .exchange("x")
             .routing_key("k");
         let dbg = format!("{sink:?}");
-        assert!(!dbg.contains("s3cr3t") && dbg.contains("guest:***@"), "{dbg}");
+        assert!(
+            !dbg.contains("s3cr3t") && dbg.contains("guest:***@"),
+            "{dbg}"
+        );
     }
 
     #[test]

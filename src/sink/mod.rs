@@ -1,5 +1,7 @@
 //! Where clicks go: the [`ClickSink`] trait and the built-in sinks (one file each).
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod counting;
 mod fanout;
 mod func;
@@ -11,9 +13,9 @@ mod redact;
 mod signature;
 #[cfg(feature = "webhook")]
 mod webhook;
-#[cfg(feature = "amqp")]
-mod amqp;
 
+#[cfg(feature = "amqp")]
+pub use amqp::{AmqpConfigError, AmqpSink};
 pub use counting::CountingSink;
 pub use fanout::{FanoutSink, FanoutStats};
 pub use func::FnSink;
@@ -23,8 +25,6 @@ pub use memory::MemorySink;
 pub use signature::{SIGNATURE_HEADER, SignatureError, sign as sign_webhook, verify_signature};
 #[cfg(feature = "webhook")]
 pub use webhook::{BATCH_ID_HEADER, WebhookConfigError, WebhookSink};
-#[cfg(feature = "amqp")]
-pub use amqp::{AmqpConfigError, AmqpSink};
 
 use crate::click::Click;
 

@@ -12,11 +12,7 @@ pub(crate) fn redact_url(url: &str) -> String {
         Some(at) => {
             let userinfo = &authority[..at];
             let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}://{user}:***@{}",
-                &url[..scheme_end],
-                &rest[at + 1..]
-            )
+            format!("{}://{user}:***@{}", &url[..scheme_end], &rest[at + 1..])
         }
         None => url.to_string(),
     }
@@ -47,7 +43,10 @@ mod tests {
         let cases = [
             ("http://h:1/x", "http://h:1/x"),
             ("http://u:pw@h/x?y=1", "http://u:***@h/x?y=1"),
-            ("amqp://guest:guest@127.0.0.1:5672/%2f", "amqp://guest:***@127.0.0.1:5672/%2f"),
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "amqp://guest:***@127.0.0.1:5672/%2f",
+            ),
             ("http://u@h/", "http://u:***@h/"),
             ("nonsense", "nonsense"),
         ];
@@ -55,7 +54,10 @@ mod tests {
             assert_eq!(redact_url(url), want);
         }
         assert_eq!(
-            redact_text("failed to reach http://u:hunter2@h/: hunter2 refused", "http://u:hunter2@h/"),
+            redact_text(
+                "failed to reach http://u:hunter2@h/: hunter2 refused",
+                "http://u:hunter2@h/"
+            ),
             "failed to reach http://u:***@h/: *** refused"
         );
     }

@@ -19,7 +19,9 @@ pub enum SignatureError {
     Malformed(&'static str),
     /// The timestamp is further from `now` than the tolerance allows (a replay, or a clock far
     /// off).
-    #[error("signature timestamp {timestamp} is {age_secs} s away from now (tolerance {tolerance_secs} s)")]
+    #[error(
+        "signature timestamp {timestamp} is {age_secs} s away from now (tolerance {tolerance_secs} s)"
+    )]
     OutsideTolerance {
         /// The header's `t`.
         timestamp: u64,
@@ -95,9 +97,8 @@ pub fn verify_signature(
                     return Err(SignatureError::Malformed("t given twice"));
                 }
             }
-            "v1" => candidates.push(
-                decode_hex32(v).ok_or(SignatureError::Malformed("v1 is not 64 hex digits"))?,
-            ),
+            "v1" => candidates
+                .push(decode_hex32(v).ok_or(SignatureError::Malformed("v1 is not 64 hex digits"))?),
             // Unknown schemes are ignored so that a sender can add one without breaking receivers.
             _ => {}
         }
@@ -170,12 +171,15 @@ mod tests {
         );
     }
 
+    /// header, body, now, expected
+    type Case<'a> = (String, &'a [u8], u64, Result<(), SignatureError>);
+
     #[test]
     fn verify_table() {
         let body = b"[1,2,3]";
         let h = sign(b"k", 1000, body);
         let good = &h[h.find("v1=").unwrap()..];
-        let cases: Vec<(String, &[u8], u64, Result<(), SignatureError>)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (h.clone(), body, 1000, Ok(())),
             (h.clone(), body, 1300, Ok(())),
             (h.clone(), body, 700, Ok(())),
@@ -191,16 +195,56 @@ mod tests {
                 }),
             ),
             // Another timestamp with the same MAC: the MAC covers t.
-            (format!("t=1001,{good}"), body, 1000, Err(SignatureError::Mismatch)),
+            (
+                format!("t=1001,{good}"),
+                body,
+                1000,
+                Err(SignatureError::Mismatch),
+            ),
             // Rotation: one bad and one good v1.
-            (format!("t=1000,v1={},{good}", "0".repeat(64)), body, 1000, Ok(())),
+            (
+                format!("t=1000,v1={},{good}", "0".repeat(64)),
+                body,
+                1000,
+                Ok(()),
+            ),
             (format!("{h},v0=zz"), body, 1000, Ok(())),
-            ("".into(), body, 1000, Err(SignatureError::Malformed("a part without '='"))),
-            ("t=1000".into(), body, 1000, Err(SignatureError::Malformed("no v1"))),
-            (good.into(), body, 1000, Err(SignatureError::Malformed("no t"))),
-            ("t=x,v1=00".into(), body, 1000, Err(SignatureError::Malformed("t is not unix seconds"))),
-            ("t=1,v1=00".into(), body, 1000, Err(SignatureError::Malformed("v1 is not 64 hex digits"))),
-            (format!("t=1000,t=1000,{good}"), body, 1000, Err(SignatureError::Malformed("t given twice"))),
+            (
+                "".into(),
+                body,
+                1000,
+                Err(SignatureError::Malformed("a part without '='")),
+            ),
+            (
+                "t=1000".into(),
+                body,
+                1000,
+                Err(SignatureError::Malformed("no v1")),
+            ),
+            (
+                good.into(),
+                body,
+                1000,
+                Err(SignatureError::Malformed("no t")),
+            ),
+            (
+                "t=x,v1=00".into(),
+                body,
+                1000,
+                Err(SignatureError::Malformed("t is not unix seconds")),
+            ),
+            (
+                "t=1,v1=00".into(),
+                body,
+                1000,
+                Err(SignatureError::Malformed("v1 is not 64 hex digits")),
+            ),
+            (
+                format!("t=1000,t=1000,{good}"),
+                body,
+                1000,
+                Err(SignatureError::Malformed("t given twice")),
+            ),
         ];
         for (header, body, now, want) in cases {
             assert_eq!(

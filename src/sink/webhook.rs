@@ -109,7 +109,10 @@ impl std::fmt::Debug for WebhookSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookSink")
             .field("url", &redact_url(&self.url))
-            .field("secret", &format_args!("<{} bytes redacted>", self.secret.len()))
+            .field(
+                "secret",
+                &format_args!("<{} bytes redacted>", self.secret.len()),
+            )
             .field(
                 "headers",
                 &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -125,7 +128,10 @@ impl WebhookSink {
     /// A sink that POSTs to `url` and signs with `secret` (use 32 random bytes or more).
     ///
     /// Nothing is connected yet: the first batch opens the connection.
-    pub fn new(url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Result<Self, WebhookConfigError> {
+    pub fn new(
+        url: impl Into<String>,
+        secret: impl Into<Vec<u8>>,
+    ) -> Result<Self, WebhookConfigError> {
         let url = url.into();
         let secret = secret.into();
         let uri: http::Uri = url.parse().map_err(|_| WebhookConfigError::BadUrl {
@@ -305,16 +311,26 @@ mod tests {
             WebhookSink::new("https://u:pw@h/", b"k".to_vec()),
             Err(WebhookConfigError::TlsDisabled { url }) if url == "https://u:***@h/"
         ));
-        let sink = WebhookSink::new("http://u:pw@h/", b"topsecret".to_vec()).unwrap()
+        let sink = WebhookSink::new("http://u:pw@h/", b"topsecret".to_vec())
+            .unwrap()
             .header("Authorization", "Bearer abc");
         let dbg = format!("{sink:?}");
-        assert!(!dbg.contains("pw@") && !dbg.contains("topsecret") && !dbg.contains("abc"), "{dbg}");
+        assert!(
+            !dbg.contains("pw@") && !dbg.contains("topsecret") && !dbg.contains("abc"),
+            "{dbg}"
+        );
     }
 
     #[test]
     fn batch_id_is_stable_and_content_derived() {
         let click = |i: u128| {
-            Click::new(0, ClickId::from(i), "/k", http::HeaderValue::from_static("/t"), 302)
+            Click::new(
+                0,
+                ClickId::from(i),
+                "/k",
+                http::HeaderValue::from_static("/t"),
+                302,
+            )
         };
         let a = [click(1), click(2)];
         let b = [click(1), click(2)];
