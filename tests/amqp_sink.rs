@@ -138,6 +138,11 @@ impl Broker {
     /// Takes every message in `queue`: click id (from `message_id`, checked against the body)
     /// → how many times it was there.
     fn consume_all(&mut self, queue: &str) -> HashMap<String, usize> {
+        self.consume_all_mode(queue, 2)
+    }
+
+    /// `consume_all`, expecting `delivery_mode` `mode` (2 persistent, 1 transient).
+    fn consume_all_mode(&mut self, queue: &str, mode: u8) -> HashMap<String, usize> {
         self.queues.push(queue.into());
         self.rt.block_on(async {
             let opts = QueueDeclareOptions {
@@ -175,7 +180,7 @@ impl Broker {
                     p.content_type().as_ref().unwrap().as_str(),
                     "application/json"
                 );
-                assert_eq!(*p.delivery_mode(), Some(2), "persistent");
+                assert_eq!(*p.delivery_mode(), Some(mode), "delivery_mode");
                 let id = p.message_id().as_ref().unwrap().to_string();
                 let body: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
                 assert_eq!(body["click_id"].as_str().unwrap(), id);
@@ -440,4 +445,20 @@ fn nacked_messages_fail_the_batch() {
     let got = broker.consume_all(&q);
     assert_eq!(got.len(), 1);
     sink.write(&batch[..1]).unwrap();
+}
+
+#[test]
+fn transient_messages_when_asked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (ex, q) = (unique("transient"), unique("transient"));
+    let mut broker = Broker::connect();
+    broker.exchanges.push(ex.clone());
+    let mut sink = sink(&ex, &q).persistent(false);
+    let batch: Vec<Click> = (0..10).map(click).collect();
+    sink.write(&batch).unwrap();
+    let got = broker.consume_all_mode(&q, 1);
+    assert_eq!(
+        got.into_keys().collect::<HashSet<_>>(),
+        batch.iter().map(id_of).collect()
+    );
 }

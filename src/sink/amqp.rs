@@ -498,10 +498,17 @@ impl ClickSink for AmqpSink {
 impl Drop for AmqpSink {
     fn drop(&mut self) {
         if let (Some(live), Some(rt)) = (self.live.take(), &self.runtime) {
-            let _ = rt.block_on(async {
+            let close = async move {
                 let close = live.connection.close(200, "linkgate: shutting down".into());
                 tokio::time::timeout(Duration::from_secs(2), close).await
-            });
+            };
+            // Dropped inside some async runtime (not on the drain thread): `block_on` would
+            // panic there, so close in the background of our own runtime instead.
+            if tokio::runtime::Handle::try_current().is_err() {
+                let _ = rt.block_on(close);
+            } else {
+                rt.spawn(close);
+            }
         }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
