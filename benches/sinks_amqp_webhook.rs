@@ -366,89 +366,222 @@ fn probe() {
     use lapin::types::FieldTable;
     let clicks = pool(1024);
     let bodies: Vec<Vec<u8>> = clicks.iter().map(|c| c.to_json()).collect();
-    for (persistent, mandatory) in [(true, true), (false, true), (false, false)] {
+    let sink_alone = |persistent: bool| {
         let names = AmqpNames::new(900, false);
-        let mut sink = names.sink().persistent(persistent).mandatory(mandatory);
+        let mut sink = names.sink().persistent(persistent);
         sink.write(&clicks).unwrap();
         let t = Instant::now();
         for _ in 0..40 {
             sink.write(&clicks).unwrap();
         }
         println!(
-            "AmqpSink::write alone, persistent {persistent}, mandatory {mandatory}, CQv1: {:.0} msgs/s (load {})",
+            "AmqpSink::write alone, persistent {persistent}, CQv1: {:.0} msgs/s (load {})",
             40.0 * 1024.0 / t.elapsed().as_secs_f64(),
             loadavg()
         );
-    }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    for (name, persistent, confirm, v2, channels) in [
-        ("persistent, confirms, CQv1", true, true, false, 1),
-        ("persistent, confirms, CQv2", true, true, true, 1),
+    // name, persistent, confirms, queue v2, channels, via a direct exchange + binding, with the
+    // sink's properties (content_type, message_id, timestamp) and mandatory
+    let variants = [
+        (
+            "persistent, confirms, CQv1",
+            true,
+            true,
+            false,
+            1,
+            false,
+            false,
+        ),
+        (
+            "persistent, confirms, CQv1, exchange+props+mandatory",
+            true,
+            true,
+            false,
+            1,
+            true,
+            true,
+        ),
+        (
+            "persistent, confirms, CQv2",
+            true,
+            true,
+            true,
+            1,
+            false,
+            false,
+        ),
         (
             "persistent, confirms, CQv2, 4 channels",
             true,
             true,
             true,
             4,
+            false,
+            false,
         ),
-        ("transient, confirms, CQv1", false, true, false, 1),
-        ("transient, confirms, CQv2", false, true, true, 1),
-        ("persistent, no confirms, CQv1", true, false, false, 1),
-    ] {
-        rt.block_on(async {
-            let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
-                .await
-                .unwrap();
-            let mut chs = Vec::new();
-            for _ in 0..channels {
-                let ch = conn.create_channel().await.unwrap();
-                if confirm {
-                    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        (
+            "transient, confirms, CQv1",
+            false,
+            true,
+            false,
+            1,
+            false,
+            false,
+        ),
+        (
+            "transient, confirms, CQv1, exchange",
+            false,
+            true,
+            false,
+            1,
+            true,
+            false,
+        ),
+        (
+            "transient, confirms, CQv1, props+mandatory",
+            false,
+            true,
+            false,
+            1,
+            false,
+            true,
+        ),
+        (
+            "transient, confirms, CQv1, exchange+props+mandatory",
+            false,
+            true,
+            false,
+            1,
+            true,
+            true,
+        ),
+        (
+            "transient, confirms, CQv2",
+            false,
+            true,
+            true,
+            1,
+            false,
+            false,
+        ),
+        (
+            "persistent, no confirms, CQv1",
+            true,
+            false,
+            false,
+            1,
+            false,
+            false,
+        ),
+    ];
+    for round in 0..2 {
+        println!("-- round {round}");
+        sink_alone(true);
+        sink_alone(false);
+        for (name, persistent, confirm, v2, channels, routed, props) in variants {
+            rt.block_on(async {
+                let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+                    .await
+                    .unwrap();
+                let mut chs = Vec::new();
+                for _ in 0..channels {
+                    let ch = conn.create_channel().await.unwrap();
+                    if confirm {
+                        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+                    }
+                    chs.push(ch);
                 }
-                chs.push(ch);
-            }
-            let q = format!("linkgate-probe.{}", std::process::id());
-            let mut args = FieldTable::default();
-            if v2 {
-                args.insert("x-queue-version".into(), lapin::types::AMQPValue::LongInt(2));
-            }
-            let opts = QueueDeclareOptions { durable: true, ..Default::default() };
-            chs[0].queue_declare(q.as_str().into(), opts, args).await.unwrap();
-            let (mut tp, mut tc) = (Duration::ZERO, Duration::ZERO);
-            let batches = 40;
-            for _ in 0..batches {
-                let t0 = Instant::now();
-                let pubs = bodies.iter().enumerate().map(|(i, b)| {
-                    chs[i % channels].basic_publish(
-                        "".into(),
-                        q.as_str().into(),
-                        BasicPublishOptions::default(),
-                        b,
-                        BasicProperties::default().with_delivery_mode(if persistent { 2 } else { 1 }),
-                    )
-                });
-                let confirms = futures_util::future::join_all(pubs).await;
-                let t1 = Instant::now();
-                for c in confirms {
-                    let _ = c.unwrap().await.unwrap();
+                let q = format!("linkgate-probe.{}", std::process::id());
+                let ex = format!("linkgate-probe-ex.{}", std::process::id());
+                let mut args = FieldTable::default();
+                if v2 {
+                    args.insert("x-queue-version".into(), lapin::types::AMQPValue::LongInt(2));
                 }
-                tp += t1 - t0;
-                tc += t1.elapsed();
-            }
-            let n = (batches * 1024) as f64;
-            println!(
-                "{name}: {:.0} msgs/s; per batch of 1024: publish {:.1} ms, confirms {:.1} ms (load {})",
-                n / (tp + tc).as_secs_f64(),
-                tp.as_secs_f64() * 1000.0 / batches as f64,
-                tc.as_secs_f64() * 1000.0 / batches as f64,
-                loadavg()
-            );
-            chs[0].queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
-            conn.close(200, "".into()).await.unwrap();
-        });
+                let opts = QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                };
+                chs[0].queue_declare(q.as_str().into(), opts, args).await.unwrap();
+                let (exchange, key) = if routed {
+                    let opts = ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    };
+                    let kind = lapin::ExchangeKind::Direct;
+                    chs[0]
+                        .exchange_declare(ex.as_str().into(), kind, opts, FieldTable::default())
+                        .await
+                        .unwrap();
+                    chs[0]
+                        .queue_bind(
+                            q.as_str().into(),
+                            ex.as_str().into(),
+                            "click".into(),
+                            QueueBindOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .unwrap();
+                    (ex.clone(), "click".to_string())
+                } else {
+                    (String::new(), q.clone())
+                };
+                let (mut tp, mut tc) = (Duration::ZERO, Duration::ZERO);
+                let batches = 40;
+                for _ in 0..batches {
+                    let t0 = Instant::now();
+                    let pubs = bodies.iter().zip(&clicks).enumerate().map(|(i, (b, c))| {
+                        let mut p = BasicProperties::default()
+                            .with_delivery_mode(if persistent { 2 } else { 1 });
+                        if props {
+                            let id = c.click_id.encode();
+                            p = p
+                                .with_content_type("application/json".into())
+                                .with_message_id(std::str::from_utf8(&id).unwrap().into())
+                                .with_timestamp((c.ts / 1000) as u64);
+                        }
+                        chs[i % channels].basic_publish(
+                            exchange.as_str().into(),
+                            key.as_str().into(),
+                            BasicPublishOptions {
+                                mandatory: props,
+                                immediate: false,
+                            },
+                            b,
+                            p,
+                        )
+                    });
+                    let confirms = futures_util::future::join_all(pubs).await;
+                    let t1 = Instant::now();
+                    for c in confirms {
+                        let _ = c.unwrap().await.unwrap();
+                    }
+                    tp += t1 - t0;
+                    tc += t1.elapsed();
+                }
+                let n = (batches * 1024) as f64;
+                println!(
+                    "{name}: {:.0} msgs/s; per batch of 1024: publish {:.1} ms, confirms {:.1} ms (load {})",
+                    n / (tp + tc).as_secs_f64(),
+                    tp.as_secs_f64() * 1000.0 / batches as f64,
+                    tc.as_secs_f64() * 1000.0 / batches as f64,
+                    loadavg()
+                );
+                let _ = chs[0]
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+                if routed {
+                    let _ = chs[0]
+                        .exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
+                }
+                conn.close(200, "".into()).await.unwrap();
+            });
+        }
     }
 }
