@@ -208,7 +208,7 @@ impl AmqpSink {
     /// **Trade-off**: RabbitMQ confirms a persistent message routed to a durable queue only once
     /// it is on disk, so it survives a broker restart; a transient one is confirmed once it is in
     /// the queue's memory and is lost if the broker stops before a consumer takes it. On the
-    /// shared 2-core bench machine transient messages went 2–3× faster (BENCHMARKS.md, "Click
+    /// shared 2-core bench machine transient messages went 1.6–2× faster (BENCHMARKS.md, "Click
     /// sinks: RabbitMQ and webhooks").
     pub fn persistent(mut self, on: bool) -> Self {
         self.persistent = on;
