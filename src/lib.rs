@@ -36,6 +36,14 @@
 //! | `os` | yes | threads, files, the OS clock and randomness: [`load_file`], the wall clock for link time windows |
 //! | `json` | yes | the JSON link-file format (serde) |
 //! | `spool` | no | `SpoolConfig`: an on-disk spool that carries clicks through long sink outages |
+//! | `tower`, `axum`, `actix` | no | the middleware (`LinkgateLayer`, `LinkgateMiddleware`) |
+//! | `redis` | no | `RedisSource`, `RedisLinkStore`, `RedisStreamSink` |
+//! | `postgres` | no | `PostgresSource`, `PostgresSink` |
+//! | `amqp` | no | `AmqpSink`: clicks to RabbitMQ with publisher confirms (lapin; Rust 1.88) |
+//! | `webhook` | no | `WebhookSink`: HMAC-SHA256-signed JSON batches over HTTP (ureq), `verify_signature` |
+//! | `webhook-rustls` | no | `https://` webhook URLs |
+//! | `kafka` | no | `KafkaSink` (rdkafka with a bundled, statically linked librdkafka) |
+//! | `fraud` | no | `BotDetector`, `UniqueFilter`, `FloodDetector`; `BotPolicy` and the flags in `Gate` |
 //!
 //! With `--no-default-features` the core (`Link`, `LinkTable`, `resolve`, nginx-map and CSV
 //! formats) builds for `wasm32-unknown-unknown`, for edge workers.
@@ -131,6 +139,13 @@ pub use rules::{Device, Routing, Rule};
 pub use set::LinkSet;
 #[cfg(feature = "postgres")]
 pub use sink::PostgresSink;
+#[cfg(feature = "amqp")]
+pub use sink::{AmqpConfigError, AmqpSink};
+#[cfg(feature = "webhook")]
+pub use sink::{
+    BATCH_ID_HEADER, SIGNATURE_HEADER, SignatureError, WebhookConfigError, WebhookSink,
+    sign_webhook, verify_signature,
+};
 #[cfg(feature = "os")]
 pub use sink::{
     ClickSink, CountingSink, FanoutSink, FanoutStats, FnSink, JsonLinesSink, MemorySink, SinkError,

@@ -1,5 +1,7 @@
 //! Where clicks go: the [`ClickSink`] trait and the built-in sinks (one file each).
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod counting;
 mod fanout;
 mod func;
@@ -11,9 +13,17 @@ mod memory;
 mod postgres;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod reconnect;
+#[cfg(any(feature = "webhook", feature = "amqp"))]
+mod redact;
 #[cfg(feature = "redis")]
 mod redis_stream;
+#[cfg(feature = "webhook")]
+mod signature;
+#[cfg(feature = "webhook")]
+mod webhook;
 
+#[cfg(feature = "amqp")]
+pub use amqp::{AmqpConfigError, AmqpSink};
 pub use counting::CountingSink;
 pub use fanout::{FanoutSink, FanoutStats};
 pub use func::FnSink;
@@ -25,6 +35,10 @@ pub use memory::MemorySink;
 pub use postgres::PostgresSink;
 #[cfg(feature = "redis")]
 pub use redis_stream::{RedisSinkConfigError, RedisStreamSink};
+#[cfg(feature = "webhook")]
+pub use signature::{SIGNATURE_HEADER, SignatureError, sign as sign_webhook, verify_signature};
+#[cfg(feature = "webhook")]
+pub use webhook::{BATCH_ID_HEADER, WebhookConfigError, WebhookSink};
 
 use crate::click::Click;
 pub use crate::drain::DrainContext;
