@@ -10,8 +10,10 @@
 //! 3. Otherwise the link's own target.
 //!
 //! The click cap (`max_clicks`) is applied by the [`Gate`](crate::Gate) before any of this: once a
-//! link has sent `max_clicks` visitors on, it answers with its overflow target, or as an unknown
-//! link when it has none.
+//! link has sent `max_clicks` visitors on, it answers with its overflow target (the click's `rule`
+//! is then `max_clicks:overflow`), or as an unknown link when it has none. The count is exact
+//! under any number of threads and is carried from snapshot to snapshot while the key keeps a
+//! cap (a reload does not reset it; removing the cap or the link does).
 //!
 //! ```
 //! use linkgate::{Device, Link, Rule};
@@ -449,7 +451,7 @@ impl Routing {
         self.bot_target.as_ref()
     }
 
-    /// Whether any rule looks at the device, country or language (what the gate must read).
+    /// Whether nothing is set (no rules, split, cap or bot target).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
             && self.split.is_empty()
