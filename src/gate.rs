@@ -74,9 +74,9 @@ pub struct GateStats {
     pub bots: u64,
     /// Requests classified as link-preview fetchers (counted in `bots` too).
     pub previews: u64,
-    /// Bot clicks not recorded ([`BotPolicy::DontRecord`]).
+    /// Bot clicks not recorded (`BotPolicy::DontRecord`).
     pub bots_not_recorded: u64,
-    /// Bots sent to the bot target ([`BotPolicy::Redirect`]).
+    /// Bots sent to the bot target (`BotPolicy::Redirect`).
     pub bots_redirected: u64,
     /// Requests a targeting rule routed.
     pub rule_matches: u64,

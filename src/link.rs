@@ -317,7 +317,7 @@ impl LinkBuilder {
         self.routing.overflow = Some(target.into());
         self
     }
-    /// Where bots go under [`BotPolicy::Redirect`](crate::BotPolicy) (default: the target
+    /// Where bots go under `BotPolicy::Redirect` (feature `fraud`) (default: the target
     /// without its query string).
     pub fn bot_target(mut self, target: impl Into<String>) -> Self {
         self.routing.bot_target = Some(target.into());

@@ -445,7 +445,7 @@ impl Routing {
     pub fn overflow(&self) -> Option<&RouteTarget> {
         self.overflow.as_ref()
     }
-    /// Where bots go under [`BotPolicy::Redirect`](crate::BotPolicy) (`None`: the link's
+    /// Where bots go under `BotPolicy::Redirect` (feature `fraud`) (`None`: the link's
     /// target without its query string).
     pub fn bot_target(&self) -> Option<&RouteTarget> {
         self.bot_target.as_ref()
