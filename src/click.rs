@@ -7,6 +7,9 @@ use http::uri::PathAndQuery;
 use crate::click_id::ClickId;
 use crate::ip::ClickIp;
 use crate::link::Tags;
+pub use crate::notes::ClickNotes;
+
+use std::sync::Arc;
 
 /// Longest `User-Agent` / `Referer` a click keeps, in bytes.
 pub const MAX_HEADER_BYTES: usize = 512;
@@ -23,8 +26,8 @@ pub const MAX_HEADER_BYTES: usize = 512;
 /// `bot_reason`, `unique`, `suspicious`, `suspicious_reason`, `rule`, `variant`.
 ///
 /// The click-intelligence labels (`bot_reason`, `suspicious_reason`, `rule`, `variant`) live in
-/// one boxed [`ClickNotes`], allocated only for a click that has one, so a plain click stays
-/// small in the channel.
+/// one shared [`ClickNotes`], so a plain click stays small in the channel and a routed click
+/// costs one reference count, not an allocation.
 ///
 /// ```
 /// # use linkgate::{Click, ClickId};
@@ -64,35 +67,10 @@ pub struct Click {
     pub unique: Option<bool>,
     /// Click-flood verdict, when flood detection runs.
     pub suspicious: Option<bool>,
-    /// Labels explaining the verdicts and the routing (`None` when there are none).
-    pub notes: Option<Box<ClickNotes>>,
-}
-
-/// Why a click was flagged and where it was routed: the rarer, variable-size part of a
-/// [`Click`], boxed so that clicks without labels do not carry it.
-///
-/// Labels are [`Bytes`]: static names cost nothing, names from the link table are shared.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClickNotes {
-    /// Why the click counts as a bot (e.g. `ua:googlebot`, `head`, `prefetch`, `ua:empty`).
-    pub bot_reason: Option<Bytes>,
-    /// Why the click is suspicious (e.g. `flood:source`).
-    pub suspicious_reason: Option<Bytes>,
-    /// The targeting rule that chose the target (its name), if one matched.
-    pub rule: Option<Bytes>,
-    /// The split variant chosen (its name), if the link splits traffic.
-    pub variant: Option<Bytes>,
-}
-
-impl ClickNotes {
-    /// Whether no label is set.
-    pub fn is_empty(&self) -> bool {
-        self.bot_reason.is_none()
-            && self.suspicious_reason.is_none()
-            && self.rule.is_none()
-            && self.variant.is_none()
-    }
+    /// Labels explaining the verdicts and the routing (`None` when there are none). Shared:
+    /// every click a rule or split variant routes holds the same `Arc` (no allocation per
+    /// click); [`notes_mut`](Click::notes_mut) copies on write.
+    pub notes: Option<Arc<ClickNotes>>,
 }
 
 impl Click {
@@ -124,9 +102,9 @@ impl Click {
         }
     }
 
-    /// The labels, created on first use.
+    /// The labels, created on first use (and copied first if shared).
     pub fn notes_mut(&mut self) -> &mut ClickNotes {
-        self.notes.get_or_insert_with(Default::default)
+        Arc::make_mut(self.notes.get_or_insert_with(Default::default))
     }
 
     /// Why the click counts as a bot, if it does and a reason is known.

@@ -189,7 +189,7 @@ impl Click {
             variant: label(raw.variant),
         };
         if !notes.is_empty() {
-            c.notes = Some(Box::new(notes));
+            c.notes = Some(std::sync::Arc::new(notes));
         }
         Ok(c)
     }

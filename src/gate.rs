@@ -479,10 +479,10 @@ impl Gate {
         }
         if out.capped {
             c.capped.add(1);
-        } else if out.rule.is_some() {
+        } else if out.rule().is_some() {
             c.rule_matches.add(1);
         }
-        if out.variant.is_some() {
+        if out.variant().is_some() {
             c.split_choices.add(1);
         }
         if out.unique == Some(false) {
@@ -569,8 +569,7 @@ impl Gate {
         if let Some(t) = choice.target {
             redirect.retarget(t, path, query);
         }
-        out.rule = choice.rule.cloned();
-        out.variant = choice.variant.cloned();
+        out.notes = choice.notes.cloned();
         true
     }
 
@@ -714,13 +713,9 @@ impl Gate {
                     .map(|r| String::from_utf8_lossy(r).into_owned()),
             )
         });
-        e.rule = out
-            .rule
-            .as_ref()
-            .map(|r| String::from_utf8_lossy(r).into_owned());
+        e.rule = out.rule().map(|r| String::from_utf8_lossy(r).into_owned());
         e.variant = out
-            .variant
-            .as_ref()
+            .variant()
             .map(|r| String::from_utf8_lossy(r).into_owned());
         e.unique = out.unique;
         e.suspicious = out.suspicious;
@@ -862,11 +857,13 @@ struct Outcome {
     dont_record: bool,
     bot_redirected: bool,
     capped: bool,
+    /// Set only for a cap overflow (`max_clicks:overflow`); routing labels are in `notes`.
     rule: Option<Bytes>,
-    variant: Option<Bytes>,
     unique: Option<bool>,
     suspicious: Option<bool>,
     suspicious_reason: Option<Bytes>,
+    /// The routing choice's shared labels (rule or variant).
+    notes: Option<Arc<crate::ClickNotes>>,
 }
 
 impl Outcome {
@@ -874,17 +871,29 @@ impl Outcome {
         c.bot = self.bot;
         c.unique = self.unique;
         c.suspicious = self.suspicious;
-        if self.bot_reason.is_some()
-            || self.suspicious_reason.is_some()
-            || self.rule.is_some()
-            || self.variant.is_some()
-        {
+        if self.bot_reason.is_none() && self.suspicious_reason.is_none() && self.rule.is_none() {
+            // The common case: the rule's or variant's labels, shared (no allocation).
+            c.notes = self.notes;
+        } else {
+            let (rule, variant) = (self.rule().cloned(), self.variant().cloned());
             let n = c.notes_mut();
             n.bot_reason = self.bot_reason;
             n.suspicious_reason = self.suspicious_reason;
-            n.rule = self.rule;
-            n.variant = self.variant;
+            n.rule = rule;
+            n.variant = variant;
         }
+    }
+
+    /// The rule label: the cap's overflow, or the rule the routing chose.
+    fn rule(&self) -> Option<&Bytes> {
+        self.rule
+            .as_ref()
+            .or_else(|| self.notes.as_deref().and_then(|n| n.rule.as_ref()))
+    }
+
+    /// The split variant the routing chose.
+    fn variant(&self) -> Option<&Bytes> {
+        self.notes.as_deref().and_then(|n| n.variant.as_ref())
     }
 }
 

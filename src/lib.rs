@@ -78,6 +78,7 @@ mod ip;
 mod key;
 mod link;
 mod location;
+mod notes;
 #[cfg(feature = "os")]
 mod recorder;
 mod redirect;

@@ -41,6 +41,7 @@ use memchr::memmem::Finder;
 
 use crate::click_id::ClickId;
 use crate::error::LinkError;
+use crate::notes::ClickNotes;
 use crate::target;
 use crate::template;
 
@@ -173,6 +174,8 @@ pub struct Rule {
     before: Option<i64>,
     target: String,
     built: Option<RouteTarget>,
+    /// The click labels this rule gives (shared by every click it routes).
+    notes: Arc<ClickNotes>,
     error: Option<(&'static str, String)>,
 }
 
@@ -188,6 +191,7 @@ impl Rule {
             before: None,
             target: target.into(),
             built: None,
+            notes: Arc::default(),
             error: None,
         }
     }
@@ -274,6 +278,10 @@ impl Rule {
         }
         self.built =
             Some(RouteTarget::new(&self.target).map_err(|e| err("target", e.to_string()))?);
+        self.notes = Arc::new(ClickNotes {
+            rule: Some(self.name.clone()),
+            ..ClickNotes::default()
+        });
         Ok(())
     }
 
@@ -366,6 +374,7 @@ pub struct Variant {
     name: Bytes,
     weight: u32,
     target: RouteTarget,
+    notes: Arc<ClickNotes>,
 }
 
 impl Variant {
@@ -405,6 +414,8 @@ pub struct Choice<'r> {
     pub rule: Option<&'r Bytes>,
     /// The name of the split variant chosen.
     pub variant: Option<&'r Bytes>,
+    /// The click labels for this choice (`rule` or `variant` set), shared.
+    pub notes: Option<&'r Arc<ClickNotes>>,
 }
 
 /// One rule tried, for [`Gate::explain`](crate::Gate::explain).
@@ -482,6 +493,7 @@ impl Routing {
                     target: Some(r.built()),
                     rule: Some(&r.name),
                     variant: None,
+                    notes: Some(&r.notes),
                 };
             }
         }
@@ -490,11 +502,13 @@ impl Routing {
                 target: Some(&var.target),
                 rule: None,
                 variant: Some(&var.name),
+                notes: Some(&var.notes),
             },
             None => Choice {
                 target: None,
                 rule: None,
                 variant: None,
+                notes: None,
             },
         }
     }
@@ -584,8 +598,13 @@ impl RoutingSpec {
             }
             let target = RouteTarget::new(&target).map_err(|e| bad(e.to_string()))?;
             total += u64::from(weight);
+            let name = Bytes::from(name);
             split.push(Variant {
-                name: Bytes::from(name),
+                notes: Arc::new(ClickNotes {
+                    variant: Some(name.clone()),
+                    ..ClickNotes::default()
+                }),
+                name,
                 weight,
                 target,
             });

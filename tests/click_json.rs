@@ -110,7 +110,7 @@ fn normalisation_of_what_json_does_not_keep() {
         302,
     );
     c.tags = Some(Vec::new().into());
-    c.notes = Some(Box::default());
+    c.notes = Some(Default::default());
     c.path_and_query = Some(PathAndQuery::from_static("/GO/Caf%C3%A9/?a=1"));
     let back = Click::from_json(&c.to_json()).unwrap();
     assert_eq!(back.key, "/go/caf\u{fffd}".as_bytes());
