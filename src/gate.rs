@@ -46,6 +46,10 @@ pub enum MethodPolicy {
 }
 
 /// What the gate does with a request classified as a bot or link preview (feature `fraud`).
+///
+/// Under `Flag` and `DontRecord` a bot goes through rules, split and the click cap like any
+/// visitor (it is served the same page, so it uses up a cap unit); use `Redirect` to keep bots
+/// out of caps and splits.
 #[cfg(feature = "fraud")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
