@@ -183,21 +183,7 @@ impl Click {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"tags\":");
-        match self.tags.as_deref() {
-            Some(tags) if !tags.is_empty() => {
-                out.push(b'{');
-                for (i, (n, v)) in tags.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    json_str(n.as_bytes(), out);
-                    out.push(b':');
-                    json_str(v.as_bytes(), out);
-                }
-                out.push(b'}');
-            }
-            _ => out.extend_from_slice(b"{}"),
-        }
+        tags_json(self.tags.as_deref(), out);
         out.extend_from_slice(if self.matched {
             b",\"matched\":true"
         } else {
@@ -246,9 +232,28 @@ fn label(b: Option<&Bytes>) -> Option<&str> {
     std::str::from_utf8(b?).ok()
 }
 
+/// The tags as a JSON object (`{}` when there are none).
+pub(crate) fn tags_json(tags: Option<&[(Box<str>, Box<str>)]>, out: &mut Vec<u8>) {
+    match tags {
+        Some(tags) if !tags.is_empty() => {
+            out.push(b'{');
+            for (i, (n, v)) in tags.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_str(n.as_bytes(), out);
+                out.push(b':');
+                json_str(v.as_bytes(), out);
+            }
+            out.push(b'}');
+        }
+        _ => out.extend_from_slice(b"{}"),
+    }
+}
+
 /// A JSON string literal. Bytes that are not valid UTF-8 (header values may carry obs-text)
 /// become U+FFFD; control characters are escaped.
-pub(crate) fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
+fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // Fast path: plain printable ASCII (nearly every key, URL and user agent) is copied as is.
     if !bytes

@@ -71,6 +71,8 @@ struct Spec {
     not_after: Option<Instant>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    // The routing fields again, not `#[serde(flatten)] RoutingJson`: serde ignores
+    // `deny_unknown_fields` with `flatten`, and a typo must stay an error.
     #[serde(default)]
     rules: Vec<RuleJson>,
     #[serde(default)]
@@ -370,33 +372,19 @@ pub fn apply_routing(mut set: LinkSet, side_file: &str) -> Result<LinkSet, LoadE
                 continue;
             }
         };
-        // Rebuild the link through its builder so the routing is validated like in a JSON file.
+        // Validated exactly as in a JSON link file: through the link's builder.
         let link = &set.links[i];
-        let mut b = Link::builder(link.key(), link.target())
-            .status(link.status().as_u16())
-            .forward_query(link.forward_query())
-            .forward_path(link.forward_path());
-        if let Some(c) = link.cache_seconds() {
-            b = b.cache_seconds(c);
-        }
-        if let Some(t) = link.not_before() {
-            b = b.not_before(t);
-        }
-        if let Some(t) = link.not_after() {
-            b = b.not_after(t);
-        }
-        for (n, v) in link.tags() {
-            b = b.tag(n.to_string(), v.to_string());
-        }
-        match routing.apply(b).and_then(|b| b.build()) {
+        let built = routing
+            .apply(Link::builder(link.key(), link.target()))
+            .and_then(|b| b.build());
+        match built {
             Ok(l) => updates.push((i, l.routing().cloned())),
             Err(e) => errors.push(origin, e),
         }
     }
     errors.into_result()?;
     for (i, routing) in updates {
-        let l = std::mem::replace(&mut set.links[i], Link::new("/", "/").expect("valid"));
-        set.links[i] = l.with_routing(routing);
+        set.links[i] = set.links[i].clone().with_routing(routing);
     }
     Ok(set)
 }

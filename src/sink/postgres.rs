@@ -9,10 +9,10 @@ use ::postgres::{Client, Config, Statement};
 
 use super::reconnect::Reconnect;
 use super::{ClickSink, SinkError};
-use crate::click::{Click, json_str};
+use crate::click::{Click, tags_json};
 use crate::source::PostgresConfigError;
 use crate::source::postgres::{
-    TableName, connect, pg_message, server_of, transient, with_timeouts,
+    TableName, connect, parse_config, pg_message, server_of, transient, with_timeouts,
 };
 
 /// The click columns, in the order the sink writes them (`unique` is a reserved word: quoted).
@@ -153,13 +153,7 @@ impl PostgresSink {
     /// A sink writing to table `clicks` through `connection` (a libpq-style `key=value` string or
     /// a `postgresql://` URL, parsed now; nothing connects until the first write).
     pub fn new(connection: &str) -> Result<PostgresSink, PostgresConfigError> {
-        let config: Config =
-            connection
-                .parse()
-                .map_err(|e: ::postgres::Error| PostgresConfigError::Connection {
-                    reason: pg_message(&e),
-                })?;
-        Ok(PostgresSink::from_config(config))
+        Ok(PostgresSink::from_config(parse_config(connection)?))
     }
 
     /// A sink using an already built [`postgres::Config`](::postgres::Config).
@@ -472,21 +466,7 @@ fn encode_row(c: &Click, buf: &mut Vec<u8>, scratch: &mut Vec<u8>) {
     // tags: jsonb, version byte 1 then the JSON text.
     scratch.clear();
     scratch.push(1);
-    match c.tags.as_deref() {
-        Some(tags) if !tags.is_empty() => {
-            scratch.push(b'{');
-            for (i, (n, v)) in tags.iter().enumerate() {
-                if i > 0 {
-                    scratch.push(b',');
-                }
-                json_str(n.as_bytes(), scratch);
-                scratch.push(b':');
-                json_str(v.as_bytes(), scratch);
-            }
-            scratch.push(b'}');
-        }
-        _ => scratch.extend_from_slice(b"{}"),
-    }
+    tags_json(c.tags.as_deref(), scratch);
     fixed(buf, scratch);
     boolean(buf, Some(c.matched));
     boolean(buf, c.bot);

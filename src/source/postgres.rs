@@ -235,13 +235,7 @@ impl PostgresSource {
     /// A source reading table `links` through `connection` (a libpq-style `key=value` string or a
     /// `postgresql://` URL, parsed now; nothing connects until the first load or watch).
     pub fn new(connection: &str) -> Result<PostgresSource, PostgresConfigError> {
-        let config: Config =
-            connection
-                .parse()
-                .map_err(|e: ::postgres::Error| PostgresConfigError::Connection {
-                    reason: pg_message(&e),
-                })?;
-        Ok(PostgresSource::from_config(config))
+        Ok(PostgresSource::from_config(parse_config(connection)?))
     }
 
     /// A source using an already built [`postgres::Config`](::postgres::Config).
@@ -477,6 +471,15 @@ pub(crate) fn transient(e: &::postgres::Error) -> bool {
 }
 
 /// The error and its causes on one line (`db error: ERROR: relation "x" does not exist`).
+/// Parses a libpq-style `key=value` string or a `postgresql://` URL (nothing connects).
+pub(crate) fn parse_config(connection: &str) -> Result<Config, PostgresConfigError> {
+    connection
+        .parse()
+        .map_err(|e: ::postgres::Error| PostgresConfigError::Connection {
+            reason: pg_message(&e),
+        })
+}
+
 pub(crate) fn pg_message(e: &::postgres::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
