@@ -6,6 +6,10 @@
 //! ```
 #![cfg(feature = "postgres-tests")]
 
+#[path = "support/postgres.rs"]
+mod pg;
+use pg::{admin, conninfo};
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,23 +20,10 @@ use linkgate::{
     Click, ClickId, ClickIp, ClickRecorder, ClickSink, DrainGuard, PostgresSink, Recorded,
     RetryPolicy, SinkError, Stats,
 };
-use postgres::{Client, Config, NoTls};
+use postgres::Config;
 
 /// Failure guard only: every wait below ends on an event long before this.
 const GUARD: Duration = Duration::from_secs(60);
-
-fn conninfo() -> String {
-    std::env::var("LINKGATE_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into())
-}
-
-fn admin() -> Client {
-    conninfo()
-        .parse::<Config>()
-        .unwrap()
-        .connect(NoTls)
-        .expect("PostgreSQL at LINKGATE_POSTGRES")
-}
 
 /// A table (and `application_name`) unique to this test; dropped on drop.
 struct TestTable {

@@ -7,6 +7,10 @@
 //! notification (or the listener's resync after a reconnect) can explain a reload.
 #![cfg(feature = "postgres-tests")]
 
+#[path = "support/postgres.rs"]
+mod pg;
+use pg::{admin, conninfo};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,22 +20,9 @@ use linkgate::{
     EntryProblem, LinkError, LinkSource, LinkTable, LoadError, PostgresConfigError, PostgresSource,
     ReloadOutcome, Reloader,
 };
-use postgres::{Client, Config, NoTls};
+use postgres::Config;
 
 const GUARD: Duration = Duration::from_secs(20);
-
-fn conninfo() -> String {
-    std::env::var("LINKGATE_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into())
-}
-
-fn admin() -> Client {
-    conninfo()
-        .parse::<Config>()
-        .unwrap()
-        .connect(NoTls)
-        .expect("PostgreSQL at LINKGATE_POSTGRES")
-}
 
 /// A table (and `application_name` prefix) unique to this test; dropped on drop.
 struct TestTable {

@@ -6,10 +6,11 @@
 //! ```
 #![cfg(feature = "redis-tests")]
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::{RedisServer, free_port};
+
 use std::collections::HashSet;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
@@ -203,88 +204,6 @@ fn an_unreachable_server_is_a_transient_error_counted_failed() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
 
-/// A `redis-server` of our own with an append-only file in a temp dir, reloaded on restart.
-///
-/// Redis `write()`s the AOF buffer in `beforeSleep`, *before* it sends the replies of that
-/// event-loop turn (with `appendfsync no` it never postpones that write), so every `XADD` it
-/// acknowledged is in the kernel's page cache and survives a `SIGKILL` of the process (not an
-/// OS crash: that would need `appendfsync always`, which costs one disk flush per read event
-/// and made this test six times slower on this machine's disk).
-struct RedisServer {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn new(port: u16) -> RedisServer {
-        let dir = std::env::temp_dir().join(unique("aof").replace(':', "-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut s = RedisServer {
-            port,
-            dir,
-            child: None,
-        };
-        s.start();
-        s
-    }
-
-    fn start(&mut self) {
-        let bin = std::env::var("LINKGATE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-        self.child = Some(child);
-        let deadline = Instant::now() + GUARD;
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let ok = redis::Client::open(self.url())
-                    .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-                if ok.is_ok() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// SIGKILL: no goodbye to the clients, no final write of the data.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Polls the pipeline's counters until `cond` holds.
 fn wait_for(guard: &linkgate::DrainGuard, what: &str, cond: impl Fn(&Stats) -> bool) {
     let deadline = Instant::now() + GUARD;
@@ -307,7 +226,7 @@ fn wait_for(guard: &linkgate::DrainGuard, what: &str, cond: impl Fn(&Stats) -> b
 /// must be in the stream; duplicates (a batch half-written when the server died) are allowed.
 #[test]
 fn server_killed_mid_stream_and_restarted_loses_nothing_acknowledged() {
-    let mut server = RedisServer::new(free_port());
+    let mut server = RedisServer::start_persistent(free_port(), &unique("aof"), GUARD);
     let stream = unique("sink-outage");
     let sink = RedisStreamSink::new(&server.url(), &stream)
         .unwrap()
@@ -334,7 +253,7 @@ fn server_killed_mid_stream_and_restarted_loses_nothing_acknowledged() {
     record(&rec, 100_000, 20_000, &mut queued);
     wait_for(&guard, "the sink to see the outage", |s| s.retries > 0);
     // 3. Back on the same port; the drain catches up; more clicks.
-    server.start();
+    server.restart();
     record(&rec, 120_000, 20_000, &mut queued);
     let stats = guard.shutdown(GUARD);
 

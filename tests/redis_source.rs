@@ -6,8 +6,10 @@
 //! ```
 #![cfg(feature = "redis-tests")]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::{RedisServer, free_port};
+
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, unbounded};
@@ -262,74 +264,9 @@ fn a_bad_entry_fails_the_reload_and_the_old_table_keeps_serving() {
     store.destroy().unwrap();
 }
 
-/// A `redis-server` of our own, killed when dropped (even when the test fails).
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start(port: u16) -> RedisServer {
-        let bin = std::env::var("LINKGATE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-        let server = RedisServer {
-            port,
-            child: Some(child),
-        };
-        let deadline = Instant::now() + GUARD;
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let ok = redis::Client::open(server.url())
-                    .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-                if ok.is_ok() {
-                    return server;
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// SIGKILL: no goodbye to the clients.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn redis_restart_tables_keep_serving_and_catch_up() {
-    let mut server = RedisServer::start(free_port());
+    let mut server = RedisServer::start(free_port(), GUARD);
     let hash = unique("restart");
     let cfg = RedisLinksConfig::new(&hash)
         .url(server.url())
@@ -363,7 +300,7 @@ fn redis_restart_tables_keep_serving_and_catch_up() {
 
     // Back, empty (no persistence): the subscribers reconnect; the load they ask for finds no
     // hash and no version key, and is refused rather than emptying the tables.
-    let server2 = RedisServer::start(server.port);
+    let server2 = RedisServer::start(server.port, GUARD);
     let channel = cfg.channel_name().into_owned();
     let mut con = raw(&server2.url());
     let deadline = Instant::now() + GUARD;
