@@ -17,7 +17,9 @@
 //!   10 000 links has one tag.
 //! - `click_parts`: `click_clone` (clone + drop of a realistic `Click`: what the gate's zero-copy
 //!   click build costs in refcounts) and `record_prebuilt` (clone + `record` of it).
-//! - `click_id`: `ClickId::generate()` (OS clock + id) and `ClickId::at(fixed_ms)`.
+//! - `click_id`: `ClickId::generate()` (clock + id), `ClickId::at(fixed_ms)`, and the two clocks
+//!   alone: `fast_now_ms` (counter + per-thread anchor, what `generate` and the gate use) and
+//!   `system_now_ms` (`SystemTime::now`).
 //! - `json`: `Click::write_json` of one realistic click into a reused `Vec` (throughput = bytes).
 //! - `jsonl_sink`: `ClickSink::write` of a batch of 1 024 realistic clicks to a `JsonLinesSink` on
 //!   a temp file (page cache, no fsync; the file is truncated outside the timed region every
@@ -272,6 +274,12 @@ fn bench_click_id(c: &mut Criterion) {
     g.bench_function("generate", |b| b.iter(|| black_box(ClickId::generate())));
     g.bench_function("at_fixed_ms", |b| {
         b.iter(|| black_box(ClickId::at(black_box(FIXED_MS))))
+    });
+    g.bench_function("clock_fast_now_ms", |b| {
+        b.iter(|| black_box(linkgate::fast_now_ms()))
+    });
+    g.bench_function("clock_system_now_ms", |b| {
+        b.iter(|| black_box(linkgate::system_now_ms()))
     });
     g.finish();
 }

@@ -25,6 +25,12 @@
 //!
 //! `PROBE=1` instead splits an AMQP batch's time into the publish phase and the confirm phase
 //! with lapin alone (no pipeline), for persistent/transient messages and queue versions 1/2.
+//!
+//! `PROBE=depth` asks whether the broker could go faster with more work in flight than the
+//! sink's one batch: lapin alone publishes 40 batches of 1 024 persistent messages with
+//! confirms (the sink's JSON bodies, `mandatory`), keeping 1, 2 or 4 batches unconfirmed at a
+//! time, into 1, 2 or 4 durable queues (round-robin routing keys on one direct exchange,
+//! one channel per queue), and prints messages/s for each setting, 2 rounds.
 
 #[path = "../tests/support/receiver.rs"]
 mod receiver;
@@ -251,8 +257,10 @@ fn summary(v: &[f64]) -> String {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is parsed.
-    if std::env::var_os("PROBE").is_some() {
-        return probe();
+    match std::env::var("PROBE").as_deref() {
+        Ok("depth") => return probe_depth(),
+        Ok(_) => return probe(),
+        Err(_) => {}
     }
     let runs = env("RUNS", 3) as usize;
     let n = env("CLICKS", 200_000) as usize;
@@ -580,6 +588,115 @@ fn probe() {
                         .exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default())
                         .await;
                 }
+                conn.close(200, "".into()).await.unwrap();
+            });
+        }
+    }
+}
+
+/// PROBE=depth: does the broker confirm faster with more batches in flight, or more queues?
+fn probe_depth() {
+    use lapin::options::*;
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Channel, ExchangeKind, PublisherConfirm};
+    use std::collections::VecDeque;
+
+    async fn publish(
+        chs: &[Channel],
+        ex: &str,
+        queues: usize,
+        bodies: &[Vec<u8>],
+    ) -> Vec<PublisherConfirm> {
+        let pubs = bodies.iter().enumerate().map(|(j, b)| {
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into());
+            let opts = BasicPublishOptions {
+                mandatory: true,
+                immediate: false,
+            };
+            let key = format!("click.{}", j % queues);
+            chs[j % chs.len()].basic_publish(ex.into(), key.into(), opts, b, props)
+        });
+        futures_util::future::join_all(pubs)
+            .await
+            .into_iter()
+            .map(|c| c.unwrap())
+            .collect()
+    }
+
+    let bodies: Vec<Vec<u8>> = pool(1024).iter().map(|c| c.to_json()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let batches = 40;
+    for round in 0..2 {
+        for (queues, depth) in [(1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (4, 1), (4, 2)] {
+            rt.block_on(async {
+                let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+                    .await
+                    .unwrap();
+                let mut chs = Vec::new();
+                for _ in 0..queues {
+                    let ch = conn.create_channel().await.unwrap();
+                    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+                    chs.push(ch);
+                }
+                let ex = format!("linkgate-depth-ex.{}", std::process::id());
+                let durable = ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                };
+                chs[0]
+                    .exchange_declare(ex.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
+                    .await
+                    .unwrap();
+                let mut names = Vec::new();
+                for i in 0..queues {
+                    let q = format!("linkgate-depth.{}.{i}", std::process::id());
+                    let durable = QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    };
+                    chs[0].queue_declare(q.as_str().into(), durable, FieldTable::default()).await.unwrap();
+                    chs[0]
+                        .queue_bind(
+                            q.as_str().into(),
+                            ex.as_str().into(),
+                            format!("click.{i}").into(),
+                            QueueBindOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .unwrap();
+                    names.push(q);
+                }
+                let t = Instant::now();
+                let mut in_flight: VecDeque<Vec<PublisherConfirm>> = VecDeque::new();
+                for _ in 0..batches {
+                    if in_flight.len() == depth {
+                        for c in in_flight.pop_front().unwrap() {
+                            assert!(c.await.unwrap().is_ack());
+                        }
+                    }
+                    in_flight.push_back(publish(&chs, &ex, queues, &bodies).await);
+                }
+                while let Some(b) = in_flight.pop_front() {
+                    for c in b {
+                        assert!(c.await.unwrap().is_ack());
+                    }
+                }
+                let rate = (batches * 1024) as f64 / t.elapsed().as_secs_f64();
+                println!(
+                    "round {round}: {queues} queue(s), {depth} batch(es) in flight: {rate:.0} msgs/s (load {})",
+                    loadavg()
+                );
+                for q in &names {
+                    let _ = chs[0].queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                }
+                let _ = chs[0].exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default()).await;
                 conn.close(200, "".into()).await.unwrap();
             });
         }

@@ -51,13 +51,15 @@ fn wyrand(state: &mut u64) -> u64 {
 }
 
 impl ClickId {
-    /// A new id stamped with the OS clock.
+    /// A new id stamped with the OS clock (read through [`fast_now_ms`](crate::fast_now_ms)).
     #[cfg(feature = "os")]
+    #[inline]
     pub fn generate() -> ClickId {
-        ClickId::at(crate::clock::system_now_ms())
+        ClickId::at(crate::clock::fast_now_ms())
     }
 
     /// A new id stamped with `unix_ms` (monotonic per thread: never below the thread's last id).
+    #[inline]
     pub fn at(unix_ms: i64) -> ClickId {
         STATE.with(|s| {
             let (mut last_ms, mut random, mut rng) = s.get();

@@ -317,13 +317,15 @@ impl GateBuilder {
         self.proxies = proxies.into_iter().collect();
         self
     }
-    /// The clock for click timestamps (Unix ms); for tests.
+    /// The clock for click timestamps (Unix ms; default [`fast_now_ms`](crate::fast_now_ms)).
     pub fn clock(mut self, clock: fn() -> i64) -> Self {
         self.clock = clock;
         self
     }
     /// The gate.
     pub fn build(self) -> Gate {
+        // The default clock calibrates on its first read: do that here, not in a request.
+        let _ = (self.clock)();
         Gate { b: Arc::new(self) }
     }
 }
@@ -365,7 +367,7 @@ impl Gate {
             country: None,
             record_unmatched: true,
             proxies: Vec::new(),
-            clock: crate::clock::system_now_ms,
+            clock: crate::clock::fast_now_ms,
             #[cfg(feature = "fraud")]
             bots: None,
             #[cfg(feature = "fraud")]

@@ -102,7 +102,7 @@ pub use click_id::{ClickId, ParseClickIdError};
 #[cfg(all(feature = "os", feature = "json"))]
 pub use click_json::ClickParseError;
 #[cfg(feature = "os")]
-pub use clock::system_now_ms;
+pub use clock::{fast_now_ms, system_now_ms};
 #[cfg(feature = "os")]
 pub use drain::{DrainBuilder, DrainContext, DrainGuard, RetryPolicy};
 pub use error::{EntryError, EntryProblem, LinkError, LoadError, MAX_REPORTED_ERRORS, SyntaxError};

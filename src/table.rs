@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 
 use crate::error::LoadError;
-use crate::key;
+
 use crate::link::DefaultRedirect;
 use crate::redirect::Redirect;
 use crate::set::LinkSet;
@@ -228,8 +228,8 @@ impl LinkTable {
     pub(crate) fn resolve_uri_raw(&self, uri: &http::Uri) -> Redirect {
         let snap = self.shared.current.load();
         let now = self.now(&snap);
-        let (path, _) = key::split_query(uri.path());
-        snap.resolve_parts(path, uri.query(), now)
+        // `Uri::path` never holds the query, and `http` drops a fragment when it parses.
+        snap.resolve_parts(uri.path(), uri.query(), now)
     }
 
     /// The snapshot serving now.
