@@ -14,16 +14,17 @@ pub fn system_now_ms() -> i64 {
 /// time-stamp counter.
 ///
 /// `SystemTime::now` costs a `clock_gettime` (25–45 ns on the VMs this crate is benchmarked on);
-/// this reads the counter ([`quanta`], invariant TSC on x86-64, the system counter on aarch64;
-/// elsewhere quanta falls back to the OS monotonic clock) and adds the time since a per-thread
-/// anchor taken from the OS clock.
+/// this reads the counter through [`quanta`] (the invariant TSC on x86-64, the system counter on
+/// aarch64) and adds the time since a per-thread anchor taken from the OS clock. Where quanta
+/// finds no usable counter (x86-64 without an invariant TSC, as on some VMs; other targets) it
+/// reads the OS monotonic clock instead, and this costs about what `SystemTime::now` does.
 ///
 /// # Guarantees
-/// - **Accuracy**: each thread re-reads the OS clock at most one second after its last anchor, so
-///   the result is the OS clock's millisecond plus the counter's calibration error over at most
-///   one second (quanta calibrates to within a few ns per µs): in practice the same millisecond,
-///   or one off at a millisecond boundary. A step of the OS clock (NTP, an operator) shows
-///   within one second.
+/// - **Accuracy**: each thread re-reads the OS clock at most one second after its last anchor
+///   (and whenever the counter reads below the anchor), so the result is the OS clock plus the
+///   counter's calibration drift over at most one second (quanta calibrates its scale against
+///   the OS clock at start-up): the same millisecond, or one off at a millisecond boundary. A
+///   step of the OS clock (NTP, an operator) shows within one second.
 /// - **Cost**: one counter read, one multiply, no system call and no lock; one OS clock read per
 ///   thread per second. The first call in the process calibrates the counter (0.5–200 ms, once);
 ///   [`Gate`](crate::Gate) makes that call when it is built.
@@ -57,9 +58,10 @@ mod fast {
     }
 
     fn system_now_ns() -> i64 {
+        let ns = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => d.as_nanos() as i64,
-            Err(e) => -(e.duration().as_nanos() as i64),
+            Ok(d) => ns(d),
+            Err(e) => -ns(e.duration()),
         }
     }
 
@@ -69,15 +71,16 @@ mod fast {
         let raw = clock.raw();
         ANCHOR.with(|a| {
             let (at, ns) = a.get();
-            // 0 when the counter reads below the anchor (another core's counter a little behind).
             let since = clock.delta_as_nanos(at, raw);
-            if at == 0 || since >= REANCHOR_NS {
+            // Re-anchor when due, and when the counter reads below the anchor (another core's
+            // counter behind, or a counter reset by a VM migration or resume): never freeze.
+            if at == 0 || raw < at || since >= REANCHOR_NS {
                 let ns = system_now_ns();
                 a.set((clock.raw(), ns));
                 return ns.div_euclid(1_000_000);
             }
-            // `since` < 1 s: no overflow; an anchor before 1970 is not worth a slower division.
-            (ns.max(0) as u64 + since) as i64 / 1_000_000
+            // `since` < 1 s: no overflow before the year 2262.
+            (ns + since as i64).div_euclid(1_000_000)
         })
     }
 }

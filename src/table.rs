@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 
 use crate::error::LoadError;
-
 use crate::link::DefaultRedirect;
 use crate::redirect::Redirect;
 use crate::set::LinkSet;
