@@ -50,7 +50,10 @@ flags=(-s "$sanitizer" -O -a)
 # turn a source edit made meanwhile into a bogus failure).
 cargo fuzz build --fuzz-dir "$root/fuzz" "${flags[@]}"
 host=$(rustc -vV | sed -n 's/^host: //p')
-bindir="$root/fuzz/target/$host/release"
+# cargo-fuzz builds into fuzz/target, or into $CARGO_TARGET_DIR when that is set.
+target_dir=${CARGO_TARGET_DIR:-$root/fuzz/target}
+[[ $target_dir == /* ]] || target_dir="$PWD/$target_dir"
+bindir="$target_dir/$host/release"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/linkgate-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT

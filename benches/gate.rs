@@ -131,6 +131,13 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     println!("gate stats (full): {:?}", full_gate.stats());
+    // How much of the process's anonymous memory the kernel put on transparent huge pages
+    // (the unique filter and flood sketch ask for them: `MADV_HUGEPAGE`).
+    if let Ok(r) = std::fs::read_to_string("/proc/self/smaps_rollup") {
+        for l in r.lines().filter(|l| l.starts_with("Anon")) {
+            println!("smaps_rollup {l}");
+        }
+    }
     drop((plain_gate, smart_gate, full_gate, recorder));
     let s = guard.shutdown(Duration::from_secs(10));
     println!(

@@ -53,7 +53,8 @@
     rust_2018_idioms,
     unreachable_pub
 )]
-#![forbid(unsafe_code)]
+// One documented exception: `fraud::sizing::advise_huge_pages` (an `madvise` call, measured).
+#![deny(unsafe_code)]
 
 #[cfg(feature = "os")]
 mod click;

@@ -88,7 +88,8 @@ pub struct FloodVerdict {
 ///   its counter shares heavy hitters in every row: with `H` flooding sources about `(H /
 ///   width)^rows` (about 10⁻¹⁰ for 100 flooding sources).
 /// - **Time granularity** is the other over-count: clicks up to `W + B` old still count.
-/// - **Memory** is fixed at build: [`memory_bytes`](Self::memory_bytes).
+/// - **Memory** is fixed at build: [`memory_bytes`](Self::memory_bytes). On Linux it is asked
+///   to sit on 2 MiB pages (`MADV_HUGEPAGE`), like the [`UniqueFilter`](super::UniqueFilter)'s.
 ///
 /// # Layout and rotation
 /// A row holds `width` 64-byte cells; a cell holds one counter per bucket slot (8). Each
