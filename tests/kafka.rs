@@ -6,6 +6,8 @@
 //! Run: `cargo test --features kafka-tests --test kafka` (`.ci/run` installs tansu).
 #![cfg(feature = "kafka-tests")]
 
+#[path = "support/pipeline.rs"]
+mod pipeline;
 #[path = "support/tansu.rs"]
 mod tansu;
 
@@ -131,18 +133,7 @@ fn assert_reconciles(s: &Stats) {
 
 /// Waits (bounded) until `cond` holds on the pipeline's stats; returns them.
 fn wait_stats(rec: &ClickRecorder, what: &str, cond: impl Fn(&Stats) -> bool) -> Stats {
-    let until = Instant::now() + Duration::from_secs(180);
-    loop {
-        let s = rec.stats();
-        if cond(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < until,
-            "timed out waiting for {what}: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    pipeline::wait_for(|| rec.stats(), what, Duration::from_secs(180), cond)
 }
 
 #[test]

@@ -8,17 +8,20 @@
 
 #[path = "support/postgres.rs"]
 mod pg;
+#[path = "support/pipeline.rs"]
+mod pipeline;
 use pg::{admin, conninfo};
+use pipeline::{reconciles, wait_for};
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::HeaderValue;
 use http::uri::PathAndQuery;
 use linkgate::{
-    Click, ClickId, ClickIp, ClickRecorder, ClickSink, DrainGuard, PostgresSink, Recorded,
-    RetryPolicy, SinkError, Stats,
+    Click, ClickId, ClickIp, ClickRecorder, ClickSink, PostgresSink, Recorded, RetryPolicy,
+    SinkError,
 };
 use postgres::Config;
 
@@ -115,25 +118,6 @@ fn record(rec: &ClickRecorder, from: u64, n: u64, queued: &mut HashSet<String>) 
         if rec.record(c) == Recorded::Queued {
             assert!(queued.insert(id), "click ids are unique");
         }
-    }
-}
-
-fn reconciles(s: &Stats) -> bool {
-    s.in_flight == 0 && s.recorded == s.delivered + s.dropped + s.failed
-}
-
-fn wait_for(guard: &DrainGuard, what: &str, cond: impl Fn(&Stats) -> bool) {
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let s = guard.stats();
-        if cond(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -285,7 +269,7 @@ fn terminated_connection_mid_stream_loses_and_duplicates_nothing() {
     let mut kills = 0;
     let mut delivered_at_kills = Vec::new();
     for (round, at) in [10_000u64, 40_000, 70_000].into_iter().enumerate() {
-        wait_for(&guard, "progress", |s| s.delivered >= at);
+        wait_for(|| guard.stats(), "progress", GUARD, |s| s.delivered >= at);
         delivered_at_kills.push(guard.stats().delivered);
         kills += t.kill_sink();
         // Clicks recorded while the sink reconnects.

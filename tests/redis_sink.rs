@@ -6,33 +6,24 @@
 //! ```
 #![cfg(feature = "redis-tests")]
 
+#[path = "support/pipeline.rs"]
+mod pipeline;
 #[path = "support/redis_server.rs"]
 mod redis_server;
-use redis_server::{RedisServer, free_port};
+use pipeline::{reconciles, wait_for};
+use redis_server::{RedisServer, free_port, unique, url};
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use http::HeaderValue;
 use linkgate::{
     Click, ClickId, ClickIp, ClickRecorder, ClickSink, Recorded, RedisStreamSink, RetryPolicy,
-    SinkError, Stats,
+    SinkError,
 };
 
 /// Failure guard only: every wait below ends on an event long before this.
 const GUARD: Duration = Duration::from_secs(60);
-
-fn url() -> String {
-    std::env::var("LINKGATE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
-
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("linkgate-test:{name}:{}:{nanos}", std::process::id())
-}
 
 /// A realistic click: headers, tags, an anonymised IP, and a unique id.
 fn click(i: u64) -> Click {
@@ -96,10 +87,6 @@ fn read_stream(url: &str, stream: &str) -> Vec<String> {
 fn del(url: &str, key: &str) {
     let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
     let _: () = redis::cmd("DEL").arg(key).query(&mut con).unwrap();
-}
-
-fn reconciles(s: &Stats) -> bool {
-    s.in_flight == 0 && s.recorded == s.delivered + s.dropped + s.failed
 }
 
 #[test]
@@ -204,22 +191,6 @@ fn an_unreachable_server_is_a_transient_error_counted_failed() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
 
-/// Polls the pipeline's counters until `cond` holds.
-fn wait_for(guard: &linkgate::DrainGuard, what: &str, cond: impl Fn(&Stats) -> bool) {
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let s = guard.stats();
-        if cond(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The server is SIGKILLed while the drain is writing, clicks are recorded while it is down, it
 /// comes back on the same port (reloading its AOF, so "in the server" means what it
 /// acknowledged before it died), and more clicks follow. Every click that was queued and not counted failed
@@ -246,12 +217,22 @@ fn server_killed_mid_stream_and_restarted_loses_nothing_acknowledged() {
 
     // 1. A stream of clicks; the server dies while the drain is still writing them.
     record(&rec, 0, 100_000, &mut queued);
-    wait_for(&guard, "a first part delivered", |s| s.delivered >= 20_000);
+    wait_for(
+        || guard.stats(),
+        "a first part delivered",
+        GUARD,
+        |s| s.delivered >= 20_000,
+    );
     server.kill();
     let at_kill = guard.stats();
     // 2. Clicks recorded during the outage.
     record(&rec, 100_000, 20_000, &mut queued);
-    wait_for(&guard, "the sink to see the outage", |s| s.retries > 0);
+    wait_for(
+        || guard.stats(),
+        "the sink to see the outage",
+        GUARD,
+        |s| s.retries > 0,
+    );
     // 3. Back on the same port; the drain catches up; more clicks.
     server.restart();
     record(&rec, 120_000, 20_000, &mut queued);

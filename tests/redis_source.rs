@@ -8,27 +8,15 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
-use redis_server::{RedisServer, free_port};
+use redis_server::{RedisServer, free_port, unique, url};
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
 use linkgate::{Link, LinkTable, RedisLinkStore, RedisLinksConfig, ReloadOutcome, Reloader};
 
 /// Failure guard only: every wait below ends on an event long before this.
 const GUARD: Duration = Duration::from_secs(30);
-
-fn url() -> String {
-    std::env::var("LINKGATE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
-
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("linkgate-test:{name}:{}:{nanos}", std::process::id())
-}
 
 #[derive(Debug)]
 enum Seen {
