@@ -70,6 +70,31 @@ fn flaky(up: &Arc<AtomicBool>, mem: &MemorySink) -> impl ClickSink {
     }
 }
 
+/// A sink that is always down: every write is a transient error.
+fn down() -> impl ClickSink {
+    |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()))
+}
+
+/// Records clicks `0..n` against a sink that is down and shuts down: all `n` wait in `dir`.
+fn spool_while_down(dir: &Path, n: u64) {
+    let (rec, guard) = builder(down(), dir).spawn().unwrap();
+    for i in 0..n {
+        rec.record(click(i));
+    }
+    assert_eq!(guard.shutdown(Duration::from_secs(10)).spooled, n);
+}
+
+/// A sink that takes at least 1 ms per batch, and the memory it writes to.
+fn slow_sink() -> (MemorySink, impl ClickSink) {
+    let mem = MemorySink::new();
+    let mut slow_mem = mem.clone();
+    let slow = move |b: &[Click]| {
+        std::thread::sleep(Duration::from_millis(1));
+        slow_mem.write(b)
+    };
+    (mem, slow)
+}
+
 fn builder<S: ClickSink>(sink: S, dir: &Path) -> DrainBuilder<S> {
     ClickRecorder::builder(sink)
         .max_batch(16)
@@ -334,20 +359,10 @@ fn permanent_errors_are_failed_not_spooled() {
 #[test]
 fn the_shutdown_deadline_stops_a_long_replay_and_leaves_the_rest_on_disk() {
     let dir = tempdir("deadline");
-    let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()));
-    let (rec, guard) = builder(down, &dir).spawn().unwrap();
-    for i in 0..2000 {
-        rec.record(click(i));
-    }
-    assert_eq!(guard.shutdown(Duration::from_secs(10)).spooled, 2000);
+    spool_while_down(&dir, 2000);
 
     // A slow sink: 200 batches of 10 take at least 200 ms, the shutdown allows 50 ms.
-    let mem = MemorySink::new();
-    let mut slow_mem = mem.clone();
-    let slow = move |b: &[Click]| {
-        std::thread::sleep(Duration::from_millis(1));
-        slow_mem.write(b)
-    };
+    let (mem, slow) = slow_sink();
     let (rec, guard) = builder(slow, &dir).max_batch(10).spawn().unwrap();
     wait_until("the replay started", &rec, |s| s.recovered > 0);
     for i in 2000..2030 {
@@ -443,19 +458,9 @@ fn a_sink_that_fails_again_mid_replay_keeps_the_rest_spooled_in_order() {
 #[test]
 fn a_long_replay_moves_new_clicks_to_the_spool_instead_of_dropping_them() {
     let dir = tempdir("relieve");
-    let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()));
-    let (rec, guard) = builder(down, &dir).spawn().unwrap();
-    for i in 0..2000 {
-        rec.record(click(i));
-    }
-    assert_eq!(guard.shutdown(Duration::from_secs(10)).spooled, 2000);
+    spool_while_down(&dir, 2000);
 
-    let mem = MemorySink::new();
-    let mut slow_mem = mem.clone();
-    let slow = move |b: &[Click]| {
-        std::thread::sleep(Duration::from_millis(1));
-        slow_mem.write(b)
-    };
+    let (mem, slow) = slow_sink();
     // A channel of 64: without the hand-over, 500 new clicks during a replay of at least
     // 125 ms would mostly be dropped.
     let (rec, guard) = builder(slow, &dir).capacity(64).spawn().unwrap();
@@ -481,8 +486,7 @@ fn a_long_replay_moves_new_clicks_to_the_spool_instead_of_dropping_them() {
 fn a_saved_replay_position_is_resumed_and_a_stale_one_ignored() {
     // The state a crash mid-replay leaves: a segment and a cursor 40 lines into it.
     let dir = tempdir("cursor");
-    let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()));
-    let (rec, guard) = ClickRecorder::builder(down)
+    let (rec, guard) = ClickRecorder::builder(down())
         .retry(fast_retry())
         .spool(SpoolConfig::new(&dir))
         .spawn()
@@ -529,8 +533,7 @@ fn a_saved_replay_position_is_resumed_and_a_stale_one_ignored() {
 
     // Segment numbers are never reused, so a leftover cursor cannot skip part of a new segment.
     std::fs::write(dir.join("cursor"), format!("{} 5 1\n", seq + 8)).unwrap();
-    let down = |_: &[Click]| Err::<(), _>(SinkError::Transient("down".into()));
-    let (rec, guard) = ClickRecorder::builder(down)
+    let (rec, guard) = ClickRecorder::builder(down())
         .retry(fast_retry())
         .spool(SpoolConfig::new(&dir))
         .spawn()
