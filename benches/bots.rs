@@ -18,42 +18,14 @@
 mod common;
 use common::filter_arg;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
 use linkgate::{BotDetector, UaClass};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 const CHROME: &[u8] = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const IPHONE: &[u8] = b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
@@ -174,16 +146,16 @@ fn main() {
     println!("summary build (bundled list): median {:.1} ms", builds[2]);
 
     for ci_mode in [false, true] {
-        let before = LIVE.load(Ordering::SeqCst);
+        let before = counting_alloc::live() as isize;
         let det = BotDetector::builder()
             .case_insensitive(ci_mode)
             .build()
             .unwrap();
-        let built = LIVE.load(Ordering::SeqCst) - before;
+        let built = counting_alloc::live() as isize - before;
         for ua in list.iter().chain(&instances) {
             black_box(det.classify_ua(ua));
         }
-        let used = LIVE.load(Ordering::SeqCst) - before;
+        let used = counting_alloc::live() as isize - before;
         println!(
             "summary heap (case_insensitive={ci_mode}): {:.2} MB after build, {:.2} MB after classifying both lists",
             built as f64 / 1e6,

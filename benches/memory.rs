@@ -7,71 +7,16 @@
 //! printed so that overhead can be estimated: glibc adds at least 8 B per allocation and rounds
 //! to 16 B).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap as StdHashMap;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use linkgate::{Link, LinkTable};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-fn added(size: usize) {
-    let now = LIVE.fetch_add(size, Relaxed) + size;
-    PEAK.fetch_max(now, Relaxed);
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only sizes are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            added(layout.size());
-            ALLOCS.fetch_add(1, Relaxed);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            added(layout.size());
-            ALLOCS.fetch_add(1, Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-        ALLOCS.fetch_sub(1, Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Relaxed);
-            added(new_size);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> usize {
-    LIVE.load(Relaxed)
-}
-fn allocs() -> usize {
-    ALLOCS.load(Relaxed)
-}
-fn reset_peak() {
-    PEAK.store(live(), Relaxed);
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocs, live, peak, reset_peak};
 
 // Same data as benches/resolve.rs: keys ~19 B, targets ~61 B.
 fn letters(rng: &mut StdRng, n: usize) -> String {
@@ -153,12 +98,12 @@ fn main() {
     let report = table.reload(links).unwrap();
     assert_eq!(report.links, n);
     let one = live() - base;
-    let peak = PEAK.load(Relaxed) - base;
+    let peak1 = peak() - base;
     row(
         "LinkTable, 1 load (serving + empty rollback)",
         one,
         allocs() - base_allocs,
-        Some(peak),
+        Some(peak1),
     );
     let links: Vec<Link> = pairs(n)
         .into_iter()
@@ -167,7 +112,7 @@ fn main() {
     reset_peak();
     table.reload(links).unwrap();
     let two = live() - base;
-    let peak2 = PEAK.load(Relaxed) - base;
+    let peak2 = peak() - base;
     row(
         "LinkTable, 2nd load (serving + rollback copy)",
         two,
