@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench gate`
 
+#[path = "common/click.rs"]
+mod click;
+use click::UA;
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -15,8 +18,6 @@ use linkgate::{
     BotDetector, ClickRecorder, Decision, Device, FloodDetector, Gate, Link, LinkTable, Rule,
     UniqueFilter,
 };
-
-const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 fn parts(path: &str) -> Parts {
     http::Request::get(path)

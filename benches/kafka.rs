@@ -27,13 +27,14 @@
 #[path = "../tests/support/tansu.rs"]
 mod tansu;
 
+#[path = "common/click.rs"]
+mod click;
+use click::realistic_click;
 use std::hint::black_box;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use http::HeaderValue;
-use http::uri::PathAndQuery;
-use linkgate::{Click, ClickId, ClickIp, ClickRecorder, ClickSink, FullPolicy, KafkaSink, Stats};
+use linkgate::{ClickId, ClickRecorder, ClickSink, FullPolicy, KafkaSink, Stats};
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -42,26 +43,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 
-const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-const REFERER: &str = "https://www.example-blog.com/2025/11/best-laptop-deals-this-week/";
 const PARTITIONS: i32 = 3;
-
-fn realistic_click(ms: i64) -> Click {
-    let mut c = Click::new(
-        ms,
-        ClickId::at(ms),
-        "/go/aff-0004242-kqz",
-        HeaderValue::from_static("https://store.example.com/p/0004242?ref=aff_4242&utm=abcdefgh"),
-        302,
-    );
-    c.ip = Some(ClickIp::Addr("203.0.113.0".parse().unwrap()));
-    c.user_agent = Some(HeaderValue::from_static(UA));
-    c.referer = Some(HeaderValue::from_static(REFERER));
-    c.path_and_query = Some(PathAndQuery::from_static(
-        "/go/aff-0004242-kqz?utm_source=blog",
-    ));
-    c
-}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

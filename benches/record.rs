@@ -38,7 +38,10 @@
 //!   producer threads' context switches, the producers' own count of `Queued`/`Dropped` answers
 //!   and the final `Stats`, and checks `dropped == recorded − delivered − failed`.
 
+#[path = "common/click.rs"]
+mod click;
 mod common;
+use click::{REFERER, STATIC_KEY, UA, realistic_click};
 use common::filter_arg;
 
 use std::hint::black_box;
@@ -48,17 +51,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use http::HeaderValue;
 use http::request::Parts;
-use http::uri::PathAndQuery;
 use linkgate::{
-    Click, ClickId, ClickIp, ClickRecorder, ClickSink, Decision, Gate, JsonLinesSink, Link,
-    LinkTable, Recorded, SinkError, Stats,
+    Click, ClickId, ClickRecorder, ClickSink, Decision, Gate, JsonLinesSink, Link, LinkTable,
+    Recorded, SinkError, Stats,
 };
 
-const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-const REFERER: &str = "https://www.example-blog.com/2025/11/best-laptop-deals-this-week/";
-const STATIC_KEY: &str = "/go/aff-0004242-kqz";
 const TEMPLATE_KEY: &str = "/go/summer-deal";
 const N_LINKS: usize = 10_000;
 const FIXED_MS: i64 = 1_764_378_123_456;
@@ -127,24 +125,6 @@ fn parts(path: &str) -> Parts {
 
 fn ip() -> IpAddr {
     "203.0.113.77".parse().unwrap()
-}
-
-/// A click as the gate builds it for `STATIC_KEY` (headers shared with one `Parts`).
-fn realistic_click(ms: i64) -> Click {
-    let mut c = Click::new(
-        ms,
-        ClickId::at(ms),
-        STATIC_KEY,
-        HeaderValue::from_static("https://store.example.com/p/0004242?ref=aff_4242&utm=abcdefgh"),
-        302,
-    );
-    c.ip = Some(ClickIp::Addr("203.0.113.0".parse().unwrap()));
-    c.user_agent = Some(HeaderValue::from_static(UA));
-    c.referer = Some(HeaderValue::from_static(REFERER));
-    c.path_and_query = Some(PathAndQuery::from_static(
-        "/go/aff-0004242-kqz?utm_source=blog",
-    ));
-    c
 }
 
 fn print_stats(label: &str, s: &Stats) {

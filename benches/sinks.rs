@@ -32,6 +32,9 @@
 //! A first argument runs only the sections whose name contains it (`throughput`,
 //! `copy_format`, `redelivered`, `commit`).
 
+#[path = "common/click.rs"]
+mod click;
+use click::{REFERER, UA};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -74,12 +77,8 @@ fn clicks(n: usize) -> Vec<Click> {
                 302,
             );
             c.ip = Some(ClickIp::Addr("203.0.113.0".parse().unwrap()));
-            c.user_agent = Some(HeaderValue::from_static(
-                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-            ));
-            c.referer = Some(HeaderValue::from_static(
-                "https://www.example-blog.com/2025/11/best-laptop-deals-this-week/",
-            ));
+            c.user_agent = Some(HeaderValue::from_static(UA));
+            c.referer = Some(HeaderValue::from_static(REFERER));
             c.tags = Some(vec![("campaign".into(), "summer".into())].into());
             if i % 10 == 0 {
                 c.path_and_query = Some(PathAndQuery::from_static("/go/x?utm_source=news"));

@@ -35,6 +35,9 @@
 #[path = "../tests/support/receiver.rs"]
 mod receiver;
 
+#[path = "common/click.rs"]
+mod click;
+use click::{REFERER, UA};
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,8 +48,6 @@ use linkgate::{
     AmqpSink, Click, ClickId, ClickIp, ClickRecorder, ClickSink, FullPolicy, Stats, WebhookSink,
 };
 
-const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-const REFERER: &str = "https://www.example-blog.com/2025/11/best-laptop-deals-this-week/";
 const SECRET: &[u8] = b"bench secret, 32 bytes or more..";
 
 fn env(name: &str, default: u64) -> u64 {

@@ -16,6 +16,9 @@
 //!
 //! Files live under `target/spool-bench/` (the disk the crate is on, not a tmpfs).
 
+#[path = "common/click.rs"]
+mod click;
+use click::{REFERER, UA};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,9 +28,6 @@ use linkgate::{
     Click, ClickId, ClickIp, ClickRecorder, ClickSink, JsonLinesSink, RetryPolicy, SinkError,
     SpoolConfig, Stats,
 };
-
-const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-const REFERER: &str = "https://www.example-blog.com/2025/11/best-laptop-deals-this-week/";
 
 fn clicks(n: usize) -> Vec<Click> {
     let tags: linkgate::Tags = vec![("campaign".into(), "black-friday".into())].into();
