@@ -297,10 +297,20 @@ fn shutdown_with_the_broker_gone_counts_every_unconfirmed_click() {
         rec.record(click(i));
     }
     // The drain has taken a batch and waits for acknowledgements that cannot come (it takes
-    // no other batch meanwhile, so the queue stays as it is).
-    let held = wait_stats(&rec, "the drain holding a batch", |s| {
-        s.recorded == 4_000 && s.queue_len < 3_000
-    });
+    // no other batch meanwhile, so the queue stays as it is). The queue must have stopped
+    // shrinking: a reading taken while the drain is still moving clicks into its batch
+    // would undercount what it holds.
+    let held = pipeline::wait_for(
+        || {
+            let before = rec.stats().queue_len;
+            std::thread::sleep(Duration::from_millis(300));
+            (before, rec.stats())
+        },
+        "the drain holding a batch",
+        Duration::from_secs(180),
+        |(before, s)| s.recorded == 4_000 && s.queue_len < 3_000 && s.queue_len == *before,
+    )
+    .1;
     let held = 3_000 - held.queue_len;
 
     let s = guard.shutdown(Duration::from_secs(1));

@@ -10,14 +10,15 @@ pub fn reconciles(s: &Stats) -> bool {
     s.in_flight == 0 && s.recorded == s.delivered + s.dropped + s.failed
 }
 
-/// Polls `stats` every 5 ms until `cond` holds and returns those stats; fails the test after
-/// `timeout`, naming `what` it waited for.
-pub fn wait_for(
-    stats: impl Fn() -> Stats,
+/// Polls `stats` (usually the pipeline's [`Stats`], or readings built from them) every 5 ms
+/// until `cond` holds and returns that reading; fails the test after `timeout`, naming `what` it
+/// waited for.
+pub fn wait_for<T: std::fmt::Debug>(
+    stats: impl Fn() -> T,
     what: &str,
     timeout: Duration,
-    cond: impl Fn(&Stats) -> bool,
-) -> Stats {
+    cond: impl Fn(&T) -> bool,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         let s = stats();
