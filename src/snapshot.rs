@@ -4,8 +4,9 @@
 //! - key and target bytes of all links packed into 64 KiB chunks of shared [`Bytes`];
 //! - one compact `Entry` (64 bytes) per link, whose `Location` is a prebuilt [`HeaderValue`]
 //!   pointing into its chunk, so a resolve clones a refcount instead of copying or validating;
-//! - two `hashbrown::HashTable<u32>` (exact keys, `/*` prefix keys) of indexes into the entries,
-//!   hashed with foldhash.
+//! - two `hashbrown::HashTable<Slot>` (exact keys, `/*` prefix keys), hashed with foldhash. A slot
+//!   holds the entry's index *and* where its key bytes are, so a lookup fetches the key bytes and
+//!   the entry at the same time (two cache misses that overlap) instead of one after the other.
 //!
 //! Chunks are per 64 KiB, not one per table, so two threads resolving different links rarely
 //! touch the same refcount (one shared count would bounce a cache line between cores on every hit).
@@ -29,6 +30,15 @@ use crate::target;
 
 const CHUNK: usize = 64 * 1024;
 const NONE: u32 = u32::MAX;
+
+/// One hash-table slot: the entry's index and its key's position, `chunk << 16 | offset` (every
+/// key starts below 64 KiB into its chunk), or `NONE` past 65 536 chunks (4 GiB of keys and
+/// targets), where the lookup reads the position from the entry instead.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    idx: u32,
+    pos: u32,
+}
 
 const F_QUERY: u8 = 1;
 const F_PATH: u8 = 2;
@@ -89,8 +99,8 @@ pub struct Snapshot {
     version: u64,
     case_sensitive: bool,
     state: foldhash::fast::RandomState,
-    exact: HashTable<u32>,
-    prefixes: HashTable<u32>,
+    exact: HashTable<Slot>,
+    prefixes: HashTable<Slot>,
     entries: Vec<Entry>,
     chunks: Vec<Bytes>,
     extras: Vec<Extras>,
@@ -259,8 +269,8 @@ impl Snapshot {
             } else {
                 &snap.exact
             };
-            if let Some(&first) = table.find(hash, |&j| snap.key_of(j) == key) {
-                let l = entry_link[first as usize] as usize;
+            if let Some(first) = table.find(hash, |s| snap.key_of(s.idx) == key) {
+                let l = entry_link[first.idx as usize] as usize;
                 let first_origin = links[l].origin().unwrap_or(Origin::Index(l));
                 errors.push(
                     origin,
@@ -274,18 +284,27 @@ impl Snapshot {
                 continue;
             }
             let (entries, chunks, state) = (&snap.entries, &snap.chunks, &snap.state);
-            let hasher = |&j: &u32| {
-                let e = &entries[j as usize];
+            let hasher = |s: &Slot| {
+                let e = &entries[s.idx as usize];
                 state.hash_one(
                     &chunks[e.chunk as usize]
                         [e.key_off as usize..e.key_off as usize + e.key_len as usize],
                 )
             };
+            debug_assert!(off < CHUNK as u32);
+            let slot = Slot {
+                idx,
+                pos: if chunk < 1 << 16 {
+                    chunk << 16 | off
+                } else {
+                    NONE
+                },
+            };
             if link.is_prefix() {
-                snap.prefixes.insert_unique(hash, idx, hasher);
+                snap.prefixes.insert_unique(hash, slot, hasher);
                 max_prefix = Some(max_prefix.unwrap_or(0).max(klen as usize));
             } else {
-                snap.exact.insert_unique(hash, idx, hasher);
+                snap.exact.insert_unique(hash, slot, hasher);
                 max_exact = max_exact.max(klen as usize);
             }
         }
@@ -332,9 +351,22 @@ impl Snapshot {
         self.entries[idx as usize].location.to_str().unwrap_or("")
     }
 
-    fn find(&self, table: &HashTable<u32>, key: &[u8]) -> Option<u32> {
+    fn find(&self, table: &HashTable<Slot>, key: &[u8]) -> Option<u32> {
         let hash = self.state.hash_one(key);
-        table.find(hash, |&j| self.key_of(j) == key).copied()
+        table.find(hash, |s| self.slot_is(s, key)).map(|s| s.idx)
+    }
+
+    /// Whether `s` holds `key`. The entry's key length and the key bytes are both addressed from
+    /// the slot alone, so their loads do not wait for each other.
+    #[inline]
+    fn slot_is(&self, s: &Slot, key: &[u8]) -> bool {
+        if s.pos == NONE {
+            return self.key_of(s.idx) == key;
+        }
+        let len = self.entries[s.idx as usize].key_len as usize;
+        let off = (s.pos & 0xffff) as usize;
+        let bytes = self.chunks[(s.pos >> 16) as usize].get(off..off + key.len());
+        bytes == Some(key) && len == key.len()
     }
 
     /// The cap counter of the link stored under `key` (as stored), if it has one.
@@ -725,13 +757,65 @@ mod probe_count {
         for i in 0..100_000 {
             let key = format!("/go/aff-{i:07}-xyz");
             let hash = snap.state.hash_one(key.as_bytes());
-            let found = snap.exact.find(hash, |&j| {
+            let found = snap.exact.find(hash, |s| {
                 calls.set(calls.get() + 1);
-                snap.key_of(j) == key.as_bytes()
+                snap.slot_is(s, key.as_bytes())
             });
             assert!(found.is_some());
         }
         let per = calls.get() as f64 / 100_000.0;
         assert!(per < 1.2, "{per} key comparisons per hit");
+    }
+}
+
+#[cfg(test)]
+mod slots {
+    use super::*;
+
+    /// The slot's own key position and the entry's (the fallback past 65 536 chunks) agree, for
+    /// the key itself, for its prefixes and extensions, and for keys at the end of a chunk.
+    #[test]
+    fn slot_position_and_entry_agree() {
+        let links: Vec<Link> = (0..3_000)
+            .map(|i| {
+                Link::new(
+                    format!("/go/k{i}"),
+                    format!("https://s.example/{}", "x".repeat(i % 90)),
+                )
+                .unwrap()
+            })
+            .collect();
+        let opts = BuildOptions {
+            case_sensitive: false,
+            default: DefaultRedirect::default(),
+            own_hosts: vec![],
+        };
+        let snap = Snapshot::build(links.into(), &opts, 1, None).unwrap();
+        assert!(
+            snap.chunks.len() > 1,
+            "the test needs keys in several chunks"
+        );
+        let mut seen = 0;
+        for s in snap.exact.iter() {
+            let key = snap.key_of(s.idx).to_vec();
+            let fallback = Slot {
+                idx: s.idx,
+                pos: NONE,
+            };
+            let mut longer = key.clone();
+            longer.push(b'7');
+            for probe in [&key[..], &key[..key.len() - 1], &longer[..], b"/go/none"] {
+                let want = probe == &key[..];
+                assert_eq!(
+                    snap.slot_is(s, probe),
+                    want,
+                    "{:?}",
+                    String::from_utf8_lossy(probe)
+                );
+                assert_eq!(snap.slot_is(&fallback, probe), want);
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 3_000);
     }
 }
