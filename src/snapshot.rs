@@ -732,27 +732,32 @@ impl Diff {
 }
 
 #[cfg(test)]
-mod probe_count {
+mod lookups {
     use super::*;
     use std::cell::Cell;
 
-    #[test]
-    fn probes_per_hit_are_about_one() {
-        let links: Vec<Link> = (0..100_000)
-            .map(|i| {
-                Link::new(
-                    format!("/go/aff-{i:07}-xyz"),
-                    format!("https://s.example/{i}"),
-                )
-                .unwrap()
-            })
-            .collect();
+    fn snapshot_of(links: Vec<Link>) -> Snapshot {
         let opts = BuildOptions {
             case_sensitive: false,
             default: DefaultRedirect::default(),
             own_hosts: vec![],
         };
-        let snap = Snapshot::build(links.into(), &opts, 1, None).unwrap();
+        Snapshot::build(links.into(), &opts, 1, None).unwrap()
+    }
+
+    #[test]
+    fn probes_per_hit_are_about_one() {
+        let snap = snapshot_of(
+            (0..100_000)
+                .map(|i| {
+                    Link::new(
+                        format!("/go/aff-{i:07}-xyz"),
+                        format!("https://s.example/{i}"),
+                    )
+                    .unwrap()
+                })
+                .collect(),
+        );
         let calls = Cell::new(0u64);
         for i in 0..100_000 {
             let key = format!("/go/aff-{i:07}-xyz");
@@ -766,31 +771,22 @@ mod probe_count {
         let per = calls.get() as f64 / 100_000.0;
         assert!(per < 1.2, "{per} key comparisons per hit");
     }
-}
-
-#[cfg(test)]
-mod slots {
-    use super::*;
 
     /// The slot's own key position and the entry's (the fallback past 65 536 chunks) agree, for
-    /// the key itself, for its prefixes and extensions, and for keys at the end of a chunk.
+    /// each key, a key one byte shorter or longer, and a key not in the table, across chunks.
     #[test]
     fn slot_position_and_entry_agree() {
-        let links: Vec<Link> = (0..3_000)
-            .map(|i| {
-                Link::new(
-                    format!("/go/k{i}"),
-                    format!("https://s.example/{}", "x".repeat(i % 90)),
-                )
-                .unwrap()
-            })
-            .collect();
-        let opts = BuildOptions {
-            case_sensitive: false,
-            default: DefaultRedirect::default(),
-            own_hosts: vec![],
-        };
-        let snap = Snapshot::build(links.into(), &opts, 1, None).unwrap();
+        let snap = snapshot_of(
+            (0..3_000)
+                .map(|i| {
+                    Link::new(
+                        format!("/go/k{i}"),
+                        format!("https://s.example/{}", "x".repeat(i % 90)),
+                    )
+                    .unwrap()
+                })
+                .collect(),
+        );
         assert!(
             snap.chunks.len() > 1,
             "the test needs keys in several chunks"
