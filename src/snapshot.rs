@@ -32,8 +32,8 @@ const CHUNK: usize = 64 * 1024;
 const NONE: u32 = u32::MAX;
 
 /// One hash-table slot: the entry's index and its key's position, `chunk << 16 | offset` (every
-/// key starts below 64 KiB into its chunk), or `NONE` past 65 536 chunks (4 GiB of keys and
-/// targets), where the lookup reads the position from the entry instead.
+/// key starts below 64 KiB into its chunk), or `NONE` where that does not fit (past 65 536
+/// chunks, i.e. 4 GiB of keys and targets), and the lookup reads the position from the entry.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     idx: u32,
@@ -291,10 +291,9 @@ impl Snapshot {
                         [e.key_off as usize..e.key_off as usize + e.key_len as usize],
                 )
             };
-            debug_assert!(off < CHUNK as u32);
             let slot = Slot {
                 idx,
-                pos: if chunk < 1 << 16 {
+                pos: if chunk < 1 << 16 && off < 1 << 16 {
                     chunk << 16 | off
                 } else {
                     NONE
