@@ -10,9 +10,9 @@ pub fn reconciles(s: &Stats) -> bool {
     s.in_flight == 0 && s.recorded == s.delivered + s.dropped + s.failed
 }
 
-/// Polls `stats` (usually the pipeline's [`Stats`], or readings built from them) every 5 ms
-/// until `cond` holds and returns that reading; fails the test after `timeout`, naming `what` it
-/// waited for.
+/// Polls `stats` (usually the pipeline's [`Stats`], or readings built from them) until `cond`
+/// holds and returns that reading, sleeping 5 ms between readings (a reading may take longer
+/// itself); fails the test after `timeout`, naming `what` it waited for.
 pub fn wait_for<T: std::fmt::Debug>(
     stats: impl Fn() -> T,
     what: &str,
