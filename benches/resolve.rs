@@ -4,9 +4,11 @@
 //!
 //! Criterion groups (medians in `target/criterion/<group>/<bench>/new/estimates.json`):
 //! - `hit_100k`, `miss_100k`, `hit_1m`, `miss_1m`: one lookup per iteration over a pre-shuffled
-//!   key list (cycling index), for `linkgate` (`LinkTable::resolve`), `hashbrown_floor`
+//!   key list (cycling index), for `linkgate` (`LinkTable::resolve`, owned `Redirect`),
+//!   `linkgate_reader` (`TableReader::resolve`, borrowed `Resolved`), `hashbrown_floor`
 //!   (`hashbrown::HashMap<Box<str>, usize>::get`) and `rwlock_std` (`RwLock<std HashMap<String,
-//!   String>>` read lock + get), all built from the same keys in the same run;
+//!   String>>` read lock + get), all built from the same keys in the same run; `_dep` variants
+//!   make each key's index depend on the previous answer (latency-bound);
 //! - `scaling_1m`: `iter_custom`, 1 vs 2 scoped threads each doing `iters` resolves over its own
 //!   shuffled key order (throughput = resolves/s over both threads);
 //! - `reload_1m`: `prepare` + `swap` of 1M links from a prebuilt `Vec<Link>` (clone not timed);
@@ -183,6 +185,14 @@ fn bench_lookups(c: &mut Criterion, d: &Data) {
             let mut cy = Cycle::new(keys);
             b.iter(|| black_box(d.table.resolve(cy.next())))
         });
+        g.bench_function("linkgate_reader", |b| {
+            let mut cy = Cycle::new(keys);
+            let mut reader = d.table.reader();
+            b.iter(|| {
+                let r = reader.resolve(cy.next());
+                black_box((r.status(), r.location().as_bytes().as_ptr(), r.index()));
+            })
+        });
         g.bench_function("hashbrown_floor", |b| {
             let mut cy = Cycle::new(keys);
             b.iter(|| black_box(d.floor.get(cy.next()).copied()))
@@ -206,6 +216,16 @@ fn bench_lookups(c: &mut Criterion, d: &Data) {
                     let r = d.table.resolve(cy.next_dep(dep));
                     dep = r.location().len() & mask;
                     r
+                })
+            });
+            g.bench_function("linkgate_reader_dep", |b| {
+                let mask = black_box(0usize);
+                let (mut cy, mut dep) = (Cycle::new(keys), 0usize);
+                let mut reader = d.table.reader();
+                b.iter(|| {
+                    let r = reader.resolve(cy.next_dep(dep));
+                    dep = r.location().len() & mask;
+                    black_box((r.status(), r.location().as_bytes().as_ptr(), r.index()));
                 })
             });
             g.bench_function("hashbrown_floor_dep", |b| {

@@ -80,6 +80,7 @@ mod key;
 mod link;
 mod location;
 mod notes;
+mod reader;
 #[cfg(feature = "os")]
 mod recorder;
 mod redirect;
@@ -134,6 +135,7 @@ pub use integration::tower::{LinkgateLayer, LinkgateService, PeerAddr};
 pub use ip::{ClickIp, IpPolicy, ParseClickIpError, anonymize};
 pub use key::{INLINE_KEY, MAX_KEY_LEN};
 pub use link::{DefaultRedirect, Link, LinkBuilder, MAX_TAGS, Origin, Tags};
+pub use reader::{Resolved, TableReader};
 #[cfg(feature = "os")]
 pub use recorder::{ClickRecorder, FullPolicy, Recorded, Stats, TryRecordError};
 pub use redirect::{MatchedLink, PERMANENT_MAX_AGE, Redirect};

@@ -118,6 +118,24 @@ impl MatchedLink {
     }
 }
 
+/// `Cache-Control` for a redirect with `status` and a link's own lifetime, if any.
+pub(crate) fn cache_control(status: StatusCode, cache_seconds: Option<u32>) -> HeaderValue {
+    match cache_seconds {
+        Some(0) => NO_STORE.clone(),
+        Some(s) => {
+            HeaderValue::from_str(&format!("max-age={s}")).unwrap_or_else(|_| NO_STORE.clone())
+        }
+        None if matches!(
+            status,
+            StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+        ) =>
+        {
+            PERMANENT.clone()
+        }
+        None => NO_STORE.clone(),
+    }
+}
+
 static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 static PERMANENT: HeaderValue = HeaderValue::from_static("max-age=86400");
 
@@ -149,20 +167,7 @@ impl Redirect {
 
     /// The `Cache-Control` value for this redirect.
     pub fn cache_control(&self) -> HeaderValue {
-        match self.cache_seconds {
-            Some(0) => NO_STORE.clone(),
-            Some(s) => {
-                HeaderValue::from_str(&format!("max-age={s}")).unwrap_or_else(|_| NO_STORE.clone())
-            }
-            None if matches!(
-                self.status,
-                StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
-            ) =>
-            {
-                PERMANENT.clone()
-            }
-            None => NO_STORE.clone(),
-        }
+        cache_control(self.status, self.cache_seconds)
     }
 
     /// Whether the link's target has `{click_id}`/`{key}` placeholders not yet expanded.

@@ -11,6 +11,7 @@
 //! Chunks are per 64 KiB, not one per table, so two threads resolving different links rarely
 //! touch the same refcount (one shared count would bounce a cache line between cores on every hit).
 
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -23,13 +24,14 @@ use crate::error::{EntryProblem, Errors, LoadError};
 use crate::key::{self, KeyBuf, Stop};
 use crate::link::{DefaultRedirect, Link, Origin, Tags};
 use crate::location;
+use crate::reader::Resolved;
 use crate::redirect::{MatchedLink, Redirect};
 use crate::rules::Routing;
 use crate::set::LinkSet;
 use crate::target;
 
 const CHUNK: usize = 64 * 1024;
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// One hash-table slot: the entry's index and its key's position, `chunk << 16 | offset` (every
 /// key starts below 64 KiB into its chunk), or `NONE` where that does not fit (past 65 536
@@ -476,20 +478,39 @@ impl Snapshot {
     }
 
     fn hit(&self, i: u32, suffix: Option<&str>, query: Option<&str>) -> Redirect {
+        let (location, suffix_len) = self.hit_location(i, suffix, query);
+        self.redirect_of(i, location.into_owned(), suffix_len)
+    }
+
+    /// The `Location` of entry `i` for a request (borrowed from the snapshot unless the path
+    /// tail or the query is forwarded), and the length of the forwarded path tail.
+    #[inline]
+    fn hit_location(
+        &self,
+        i: u32,
+        suffix: Option<&str>,
+        query: Option<&str>,
+    ) -> (Cow<'_, HeaderValue>, u32) {
         let e = &self.entries[i as usize];
         let suffix = suffix.filter(|s| !s.is_empty() && e.flags & F_PATH != 0);
         let query = query.filter(|q| !q.is_empty() && e.flags & F_QUERY != 0);
         let location = if suffix.is_some() || query.is_some() {
-            location::build(self.target_of(i), suffix, query)
+            Cow::Owned(location::build(self.target_of(i), suffix, query))
         } else {
-            e.location.clone()
+            Cow::Borrowed(&e.location)
         };
+        (location, suffix.map_or(0, |s| s.len() as u32))
+    }
+
+    /// The owned [`Redirect`] for entry `i` with `location`.
+    pub(crate) fn redirect_of(&self, i: u32, location: HeaderValue, suffix_len: u32) -> Redirect {
+        let e = &self.entries[i as usize];
         let off = e.key_off as usize;
         let x = (e.extras != NONE).then(|| &self.extras[e.extras as usize]);
         Redirect {
             status: e.status,
             location,
-            cache_seconds: (e.cache != NONE).then_some(e.cache),
+            cache_seconds: self.cache_seconds(i),
             template: e.flags & F_TEMPLATE != 0,
             click_id: None,
             link: Some(MatchedLink {
@@ -499,11 +520,72 @@ impl Snapshot {
                 version: self.version,
                 prefix: e.flags & F_PREFIX != 0,
                 forward: e.flags & (F_QUERY | F_PATH),
-                suffix_len: suffix.map_or(0, |s| s.len() as u32),
+                suffix_len,
                 routing: x.and_then(|x| x.routing.clone()),
                 cap: x.and_then(|x| x.cap.clone()),
             }),
         }
+    }
+
+    /// Resolves without taking any reference count: the answer borrows this snapshot. See
+    /// [`TableReader`](crate::TableReader).
+    #[inline]
+    pub(crate) fn resolve_borrowed(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        now: Option<i64>,
+    ) -> Resolved<'_> {
+        let (found, suffix) = match self.lookup(path, now) {
+            Found::Exact(i) => (i, None),
+            Found::Prefix(i, suffix) => (i, Some(suffix)),
+            Found::Nothing => {
+                let loc = &self.default_locations[0];
+                return Resolved::new(self, NONE, Cow::Borrowed(loc), 0);
+            }
+        };
+        let (location, suffix_len) = self.hit_location(found, suffix, query);
+        Resolved::new(self, found, location, suffix_len)
+    }
+
+    /// Status of entry `i`, or the default's for `NONE`.
+    pub(crate) fn status_of(&self, i: u32) -> StatusCode {
+        if i == NONE {
+            self.default_status
+        } else {
+            self.entries[i as usize].status
+        }
+    }
+
+    /// The link's own cache lifetime, if it sets one (`NONE` = the default: none).
+    pub(crate) fn cache_seconds(&self, i: u32) -> Option<u32> {
+        let c = self.entries.get(i as usize)?.cache;
+        (c != NONE).then_some(c)
+    }
+
+    /// Whether entry `i` has `{click_id}`/`{key}` placeholders.
+    #[cfg_attr(not(feature = "os"), allow(dead_code))]
+    pub(crate) fn is_template(&self, i: u32) -> bool {
+        self.entries
+            .get(i as usize)
+            .is_some_and(|e| e.flags & F_TEMPLATE != 0)
+    }
+
+    /// The stored key of entry `i` (lower-cased in a case-insensitive table; without `/*`).
+    pub(crate) fn stored_key(&self, i: u32) -> &str {
+        std::str::from_utf8(self.key_of(i)).unwrap_or("")
+    }
+
+    /// Tags of entry `i`.
+    pub(crate) fn tags_of(&self, i: u32) -> &[(Box<str>, Box<str>)] {
+        let e = &self.entries[i as usize];
+        if e.extras == NONE {
+            return &[];
+        }
+        self.extras[e.extras as usize]
+            .tags
+            .as_deref()
+            .unwrap_or(&[])
     }
 
     /// The table's default answer.

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
+use crate::reader::TableReader;
+
 use crate::error::LoadError;
 use crate::link::DefaultRedirect;
 use crate::redirect::Redirect;
@@ -46,7 +48,11 @@ pub struct ReloadReport {
 ///   a destination (only `forward_path`/`forward_query` append to a link's own target, encoded).
 /// - **Memory.** The table keeps the current snapshot and the previous one (for
 ///   [`rollback`](LinkTable::rollback)); older snapshots are freed when the last [`Redirect`]
-///   that points into them is dropped.
+///   that points into them is dropped, and when every [`TableReader`] that last answered from
+///   them has resolved again or been dropped.
+///
+/// For a thread that resolves many requests, [`reader`](LinkTable::reader) gives a
+/// [`TableReader`]: the same answers, borrowed instead of reference-counted.
 ///
 /// Cloning a `LinkTable` is cheap and shares the table.
 ///
@@ -64,8 +70,8 @@ pub struct LinkTable {
 }
 
 #[derive(Debug)]
-struct Shared {
-    current: ArcSwap<Snapshot>,
+pub(crate) struct Shared {
+    pub(crate) current: ArcSwap<Snapshot>,
     previous: Mutex<Option<Arc<Snapshot>>>,
     writer: Mutex<()>,
     options: BuildOptions,
@@ -190,7 +196,8 @@ impl LinkTable {
         Ok(t)
     }
 
-    fn now(&self, snap: &Snapshot) -> Option<i64> {
+    #[inline]
+    pub(crate) fn now(&self, snap: &Snapshot) -> Option<i64> {
         if snap.needs_clock() {
             self.shared.clock.map(|c| c())
         } else {
@@ -206,6 +213,12 @@ impl LinkTable {
         let snap = self.shared.current.load();
         let now = self.now(&snap);
         finish(snap.resolve_at(path, now))
+    }
+
+    /// A per-thread reader that resolves without taking reference counts: the fastest way to
+    /// resolve many requests on one thread (see [`TableReader`]).
+    pub fn reader(&self) -> TableReader {
+        TableReader::new(self.clone(), self.shared.clone())
     }
 
     /// Resolves with an explicit time (Unix milliseconds) for `not_before`/`not_after`.

@@ -89,6 +89,17 @@ fn static_resolve_does_not_allocate() {
         }
     });
     assert_eq!(n, 0, "resolve allocated {n} times");
+    // The borrowing reader: no allocation either, including after it follows a reload.
+    let mut reader = table.reader();
+    let n = allocs_during(|| {
+        for _ in 0..1000 {
+            for p in paths {
+                let r = reader.resolve(p);
+                std::hint::black_box((r.location(), r.key(), r.tags(), r.status()));
+            }
+        }
+    });
+    assert_eq!(n, 0, "TableReader::resolve allocated {n} times");
     // A forwarded query builds a new Location: that allocates (the dynamic path), as documented.
     table
         .reload(vec![

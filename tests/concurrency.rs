@@ -26,6 +26,7 @@ fn readers_never_see_a_torn_table() {
             .map(|r| {
                 let (table, stop) = (&table, &stop);
                 s.spawn(move || {
+                    let mut reader = table.reader();
                     let mut n = 0u64;
                     let mut i = r;
                     while !stop.load(Ordering::Relaxed) {
@@ -55,6 +56,11 @@ fn readers_never_see_a_torn_table() {
                             "{l}"
                         );
                         assert!(r.matched());
+                        // A reader: the link and the version it reports come from one snapshot
+                        // (`a` serves odd versions, `b` even ones: see the reload loop below).
+                        let b = reader.resolve(&format!("/go/k{i}"));
+                        let tag = if b.version() % 2 == 0 { "b" } else { "a" };
+                        assert_eq!(b.location(), &format!("https://{tag}.example/{i}"));
                         n += 1;
                     }
                     n
@@ -70,5 +76,6 @@ fn readers_never_see_a_torn_table() {
         readers.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
     });
     assert!(reads > 0);
+    // Versions: 1 = the first `a`, 2 and 3 went to the two `prepare`s, then 4 + round.
     assert_eq!(table.version(), 53);
 }

@@ -54,6 +54,7 @@ proptest! {
             links.push(Link::new(k.clone(), target).unwrap());
         }
         let table = LinkTable::from_links(links).unwrap();
+        let mut reader = table.reader();
         for (k, target) in &model {
             let path = variant(k, &seed, slash);
             let r = table.resolve(&path);
@@ -62,6 +63,10 @@ proptest! {
             let with_query = format!("{path}?ref=attacker#x");
             let r2 = table.resolve(&with_query);
             prop_assert_eq!(r2.location().to_str().unwrap(), target.as_str());
+            // The borrowing reader answers the same.
+            let b = reader.resolve(&with_query);
+            prop_assert_eq!(b.location().to_str().unwrap(), target.as_str());
+            prop_assert_eq!(b.key(), Some(k.as_str()));
         }
     }
 
@@ -75,5 +80,8 @@ proptest! {
         let loc = r.location().as_bytes();
         prop_assert!(loc.iter().all(|b| (0x21..=0x7e).contains(b)), "{:?}", r.location());
         prop_assert!(!loc.starts_with(b"//") && !loc.starts_with(b"/\\"));
+        let mut reader = table.reader();
+        let b = reader.resolve(&path);
+        prop_assert_eq!(b.location(), r.location());
     }
 }
