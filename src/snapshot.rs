@@ -48,7 +48,9 @@ const F_PREFIX: u8 = 4;
 const F_RELATIVE: u8 = 8;
 const F_TEMPLATE: u8 = 16;
 
+/// 64 bytes, aligned to a cache line: a hit reads one line of it, never two.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Entry {
     location: HeaderValue,
     chunk: u32,
@@ -894,5 +896,16 @@ mod lookups {
             seen += 1;
         }
         assert_eq!(seen, 3_000);
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::Entry;
+
+    #[test]
+    fn an_entry_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        assert_eq!(std::mem::align_of::<Entry>(), 64);
     }
 }
