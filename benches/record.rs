@@ -8,6 +8,7 @@
 //!   `User-Agent`, `Referer`, and the usual browser headers) in the same run:
 //!   - `resolve_path`: `LinkTable::resolve(path)` (the floor);
 //!   - `resolve_request`: `LinkTable::resolve_request(&parts)`;
+//!   - `reader_request`: `TableReader::resolve_request(&parts)` (the borrowed answer);
 //!   - `gate_static`: `Gate::handle(&parts, Some(ip))` for a static link — resolve, click id,
 //!     click build, `ClickRecorder::record` — with the drain thread emptying the channel into the
 //!     no-op sink `()` (capacity 262 144, so it never fills; the drop count is printed after the
@@ -180,6 +181,13 @@ fn bench_gate_vs_resolve(c: &mut Criterion) {
     });
     g.bench_function("resolve_request", |b| {
         b.iter(|| black_box(table.resolve_request(black_box(&p_static))))
+    });
+    g.bench_function("reader_request", |b| {
+        let mut reader = table.reader();
+        b.iter(|| {
+            let r = reader.resolve_request(black_box(&p_static));
+            black_box(&r);
+        })
     });
     g.bench_function("gate_static", |b| {
         b.iter(|| black_box(gate.handle(black_box(&p_static), Some(ip))))
