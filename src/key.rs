@@ -114,6 +114,29 @@ pub(crate) fn normalize(
     Ok(())
 }
 
+/// `path` itself (without one trailing `/`) when it is already what [`normalize`] would make of
+/// it: no `%`, no upper-case letter in a case-insensitive table, and at most `limit` bytes.
+/// Lets a resolve hash the request's own bytes instead of copying them.
+#[inline]
+pub(crate) fn as_is(path: &[u8], case_sensitive: bool, limit: usize) -> Option<&[u8]> {
+    if path.len() > limit {
+        return None;
+    }
+    // No early exit, so the loop vectorises: keys are short and usually clean.
+    let upper = if case_sensitive { 0 } else { 0xff };
+    let mut bad = 0u8;
+    for &b in path {
+        bad |= u8::from(b == b'%') | (u8::from(b.is_ascii_uppercase()) & upper);
+    }
+    if bad != 0 {
+        return None;
+    }
+    match path {
+        [rest @ .., b'/'] if !rest.is_empty() => Some(rest),
+        _ => Some(path),
+    }
+}
+
 /// Byte offset in the raw `path` at which the first `decoded_len` decoded bytes end.
 ///
 /// Used to hand the *raw* (still encoded) remainder of a path to a `forward_path` target, so a
@@ -172,6 +195,41 @@ pub(crate) fn normalize_stored(key: &str, case_sensitive: bool) -> Result<(Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_is_agrees_with_normalize() {
+        let paths = [
+            "",
+            "/",
+            "//",
+            "/go/a",
+            "/go/a/",
+            "/go/a//",
+            "/go/A",
+            "/GO/a/",
+            "/go/%41",
+            "/go/a%",
+            "/go/ä",
+            "/go/a-b_c.d~e",
+            "/go/Z",
+            "/go/z",
+            "/go/[@`{]",
+        ];
+        for cs in [false, true] {
+            for limit in [0, 3, 5, 6, MAX_KEY_LEN] {
+                for p in paths {
+                    let Some(k) = as_is(p.as_bytes(), cs, limit) else {
+                        let has_upper = !cs && p.bytes().any(|b| b.is_ascii_uppercase());
+                        assert!(p.contains('%') || has_upper || p.len() > limit, "{p:?}");
+                        continue;
+                    };
+                    let mut b = KeyBuf::new();
+                    assert_eq!(normalize(p.as_bytes(), cs, limit, &mut b), Ok(()), "{p:?}");
+                    assert_eq!(k, &b[..], "{p:?} case_sensitive={cs} limit={limit}");
+                }
+            }
+        }
+    }
 
     fn norm(p: &str) -> Result<String, Stop> {
         let mut b = KeyBuf::new();

@@ -415,12 +415,19 @@ impl Snapshot {
     fn lookup_with<'p>(&self, path: &'p str, live: impl Fn(u32) -> bool) -> Found<'p> {
         let raw = path.as_bytes();
         let mut buf = KeyBuf::new();
-        let res = key::normalize(raw, self.case_sensitive, self.limit, &mut buf);
+        // Most paths are already normal: hash them where they are, without a copy.
+        let (buf, res): (&[u8], _) = match key::as_is(raw, self.case_sensitive, self.limit) {
+            Some(k) => (k, Ok(())),
+            None => {
+                let res = key::normalize(raw, self.case_sensitive, self.limit, &mut buf);
+                (&buf, res)
+            }
+        };
         if res == Err(Stop::BadEscape) {
             return Found::Nothing;
         }
         if res.is_ok() {
-            if let Some(i) = self.find(&self.exact, &buf) {
+            if let Some(i) = self.find(&self.exact, buf) {
                 if live(i) {
                     return Found::Exact(i);
                 }
@@ -430,7 +437,7 @@ impl Snapshot {
             return Found::Nothing;
         }
         if res.is_ok() {
-            if let Some(i) = self.find(&self.prefixes, &buf) {
+            if let Some(i) = self.find(&self.prefixes, buf) {
                 if live(i) {
                     return Found::Prefix(i, &path[key::raw_offset(raw, buf.len())..]);
                 }
