@@ -1,6 +1,6 @@
 //! `TableReader` gives the same answers as `LinkTable::resolve`, and sees every reload.
 
-use linkgate::{DefaultRedirect, Link, LinkTable, Redirect, Resolved};
+use linkgate::{ClickId, DefaultRedirect, Link, LinkTable, Redirect, Resolved};
 
 fn table() -> LinkTable {
     let links = vec![
@@ -60,56 +60,63 @@ const PATHS: &[&str] = &[
     "",
 ];
 
-/// The facts two answers must share (a template's click id differs between two resolves).
-fn facts(
-    r: &Redirect,
-) -> (
+/// The facts two answers must share (a template's click id differs between two resolves, so
+/// it is replaced by `ID`).
+type Facts = (
     u16,
     String,
     Option<String>,
     Option<usize>,
     String,
     Vec<String>,
-) {
-    let loc = r.location().to_str().unwrap();
-    let loc = match r.click_id() {
+);
+
+fn facts_from(
+    status: http::StatusCode,
+    location: &http::HeaderValue,
+    click_id: Option<ClickId>,
+    key: Option<&str>,
+    index: Option<usize>,
+    cache_control: http::HeaderValue,
+    tags: &[(Box<str>, Box<str>)],
+) -> Facts {
+    let loc = location.to_str().unwrap();
+    let loc = match click_id {
         Some(id) => loc.replace(&id.to_string(), "ID"),
         None => loc.to_owned(),
     };
     (
-        r.status().as_u16(),
+        status.as_u16(),
         loc,
-        r.link().map(|l| l.key().to_owned()),
-        r.link().map(|l| l.index()),
-        r.cache_control().to_str().unwrap().to_owned(),
-        r.link()
-            .map(|l| l.tags().iter().map(|(k, v)| format!("{k}={v}")).collect())
-            .unwrap_or_default(),
+        key.map(str::to_owned),
+        index,
+        cache_control.to_str().unwrap().to_owned(),
+        tags.iter().map(|(k, v)| format!("{k}={v}")).collect(),
     )
 }
 
-fn borrowed_facts(
-    r: &Resolved<'_>,
-) -> (
-    u16,
-    String,
-    Option<String>,
-    Option<usize>,
-    String,
-    Vec<String>,
-) {
-    let loc = r.location().to_str().unwrap();
-    let loc = match r.click_id() {
-        Some(id) => loc.replace(&id.to_string(), "ID"),
-        None => loc.to_owned(),
-    };
-    (
-        r.status().as_u16(),
-        loc,
-        r.key().map(str::to_owned),
+fn facts(r: &Redirect) -> Facts {
+    let link = r.link();
+    facts_from(
+        r.status(),
+        r.location(),
+        r.click_id(),
+        link.map(|l| l.key()),
+        link.map(|l| l.index()),
+        r.cache_control(),
+        link.map_or(&[][..], |l| l.tags()),
+    )
+}
+
+fn borrowed_facts(r: &Resolved<'_>) -> Facts {
+    facts_from(
+        r.status(),
+        r.location(),
+        r.click_id(),
+        r.key(),
         r.index(),
-        r.cache_control().to_str().unwrap().to_owned(),
-        r.tags().iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        r.cache_control(),
+        r.tags(),
     )
 }
 
