@@ -24,9 +24,12 @@ use crate::table::{LinkTable, Shared};
 /// borrows from that snapshot instead of cloning out of it.
 ///
 /// # Guarantees
-/// - **Freshness:** every resolve checks the table's current snapshot first, so it sees a reload
-///   published before the call started, exactly like [`LinkTable::resolve`]. A resolve never
-///   sees a mix of two snapshots.
+/// - **Freshness:** every resolve first compares its snapshot with the table's current pointer
+///   (the relaxed load `arc_swap::Cache` does), so it follows a reload on its next resolve once
+///   the new pointer is visible to its thread: at once on the thread that called `reload`, on
+///   other threads as soon as the store reaches them (the time any atomic store takes; there is
+///   no polling interval). When the pointer differs, the new snapshot is taken with a full,
+///   synchronising load, so a resolve never sees a mix of two snapshots.
 /// - **Never blocks, never allocates** for a static link (forwarded query/path and templates
 ///   build their `Location`, as with `resolve`).
 /// - **Memory:** a reader holds the snapshot it last resolved against until its next resolve or

@@ -5,10 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
-use crate::reader::TableReader;
-
 use crate::error::LoadError;
 use crate::link::DefaultRedirect;
+use crate::reader::TableReader;
 use crate::redirect::Redirect;
 use crate::set::LinkSet;
 use crate::snapshot::{BuildOptions, Diff, Snapshot};
