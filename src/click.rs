@@ -158,6 +158,19 @@ impl Click {
         out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
         out.extend_from_slice(b",\"ip\":");
         match &self.ip {
+            // The usual case, written without `fmt` (4 small integers; `Display` costs more than
+            // the rest of the line's numbers together).
+            Some(ClickIp::Addr(std::net::IpAddr::V4(v4))) => {
+                let mut num = itoa::Buffer::new();
+                out.push(b'"');
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    out.extend_from_slice(num.format(octet).as_bytes());
+                }
+                out.push(b'"');
+            }
             Some(ip) => {
                 out.push(b'"');
                 use std::io::Write;
@@ -256,10 +269,11 @@ pub(crate) fn tags_json(tags: Option<&[(Box<str>, Box<str>)]>, out: &mut Vec<u8>
 fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // Fast path: plain printable ASCII (nearly every key, URL and user agent) is copied as is.
-    if !bytes
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x7f)
-    {
+    // The scan has no early exit, so it vectorises (16–32 bytes per step instead of one).
+    let special = bytes.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\') | (b >= 0x7f)
+    });
+    if !special {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
@@ -372,6 +386,44 @@ mod tests {
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
             assert_eq!(ts(ms), humantime::format_rfc3339_millis(t).to_string());
         }
+    }
+
+    #[test]
+    fn json_ip_is_what_display_prints() {
+        let ips = [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "203.0.113.0",
+            "2001:db8::",
+        ];
+        for ip in ips {
+            let mut c = Click::new(
+                0,
+                ClickId::from(0),
+                "/k",
+                HeaderValue::from_static("/"),
+                302,
+            );
+            let ip: ClickIp = ip.parse().unwrap();
+            c.ip = Some(ip);
+            let mut out = Vec::new();
+            c.write_json(&mut out);
+            let out = String::from_utf8(out).unwrap();
+            assert!(out.contains(&format!(",\"ip\":\"{ip}\",")), "{out}");
+        }
+        let mut c = Click::new(
+            0,
+            ClickId::from(0),
+            "/k",
+            HeaderValue::from_static("/"),
+            302,
+        );
+        c.ip = Some(ClickIp::Hashed(0xabc));
+        let mut out = Vec::new();
+        c.write_json(&mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(",\"ip\":\"00000000000000000000000000000abc\","));
     }
 
     #[test]
