@@ -219,6 +219,7 @@ impl TrustedProxy {
 /// | `ip_policy` | [`IpPolicy::Anonymize`] |
 /// | `country_header` | none (e.g. `cf-ipcountry`) |
 /// | `record_unmatched` | `true` (default-redirect clicks are recorded with `matched: false`) |
+/// | `record_clicks` | `true` (`false`: serve only, record nothing) |
 /// | `trusted_proxies` | none: the peer address is the client |
 #[derive(Debug, Clone)]
 #[must_use]
@@ -231,6 +232,7 @@ pub struct GateBuilder {
     ip: IpPolicy,
     country: Option<HeaderName>,
     record_unmatched: bool,
+    record_clicks: bool,
     proxies: Vec<TrustedProxy>,
     clock: fn() -> i64,
     #[cfg(feature = "fraud")]
@@ -307,6 +309,30 @@ impl GateBuilder {
         self.record_unmatched = on;
         self
     }
+    /// Whether to record clicks at all (default `true`). With `false` the gate serves every
+    /// request exactly as before (rules, caps, bot policy, [`stats`](Gate::stats)) but builds
+    /// and records no [`Click`](crate::Click), and [`Handled::recorded`] is `None`: to measure
+    /// what click logging costs, or for a replica whose clicks another instance records.
+    ///
+    /// ```
+    /// use linkgate::{ClickRecorder, Decision, Gate, Link, LinkTable, MemorySink};
+    /// let table = LinkTable::from_links(vec![Link::new("/go/a", "https://a.example/")?])?;
+    /// let sink = MemorySink::new();
+    /// let (recorder, guard) = ClickRecorder::builder(sink.clone()).spawn()?;
+    /// let gate = Gate::builder(table, recorder).record_clicks(false).build();
+    /// let (parts, _) = http::Request::get("/go/a").body(())?.into_parts();
+    /// let Decision::Redirect(h) = gate.handle(&parts, None) else { panic!() };
+    /// assert_eq!((h.redirect.location().to_str()?, h.recorded), ("https://a.example/", None));
+    /// assert_eq!(gate.stats().redirects, 1);
+    /// drop(gate);
+    /// drop(guard);
+    /// assert!(sink.clicks().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn record_clicks(mut self, on: bool) -> Self {
+        self.record_clicks = on;
+        self
+    }
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed.
     ///
     /// Without this, those headers are ignored and the TCP peer is the client: anyone can send
@@ -366,6 +392,7 @@ impl Gate {
             ip: IpPolicy::Anonymize,
             country: None,
             record_unmatched: true,
+            record_clicks: true,
             proxies: Vec::new(),
             clock: crate::clock::fast_now_ms,
             #[cfg(feature = "fraud")]
@@ -425,7 +452,7 @@ impl Gate {
             return Decision::Pass;
         }
         redirect.expand(click_id);
-        if (redirect.is_default() && !b.record_unmatched) || out.dont_record {
+        if !self.records(&redirect, &out) {
             self.count(&redirect, &out);
             return Decision::Redirect(Handled {
                 redirect,
@@ -463,6 +490,12 @@ impl Gate {
             duplicates: c.duplicates.sum(),
             suspicious: c.suspicious.sum(),
         }
+    }
+
+    /// Whether this answer gets a click recorded.
+    fn records(&self, r: &Redirect, out: &Outcome) -> bool {
+        let b = &self.b;
+        b.record_clicks && !out.dont_record && (b.record_unmatched || !r.is_default())
     }
 
     fn count(&self, r: &Redirect, out: &Outcome) {
@@ -727,7 +760,7 @@ impl Gate {
         e.suspicious = out.suspicious;
         e.status = Some(redirect.status().as_u16());
         e.location = redirect.location().to_str().ok().map(str::to_string);
-        e.recorded = !((redirect.is_default() && !b.record_unmatched) || out.dont_record);
+        e.recorded = self.records(&redirect, &out);
         e.outcome = out.into();
         e
     }

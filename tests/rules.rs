@@ -337,6 +337,17 @@ fn bot_policies() {
     drop(g);
     let stats = guard.shutdown(Duration::from_secs(5));
     assert_eq!((stats.recorded, sink.len()), (1, 1));
+
+    // record_clicks(false): bots and people served and counted as before, nothing recorded.
+    let (g, guard, sink) = gate_with(vec![link()], |b| b.bots(bots.clone()).record_clicks(false));
+    assert!(get(&g, "/go/p", &[("user-agent", DESKTOP)]).0.is_some());
+    assert!(get(&g, "/go/p", &[("user-agent", GOOGLEBOT)]).0.is_some());
+    let (parts, _) = http::Request::get("/go/p").body(()).unwrap().into_parts();
+    assert!(!g.explain(&parts, None).recorded);
+    assert_eq!((g.stats().redirects, g.stats().bots), (2, 1));
+    drop(g);
+    let stats = guard.shutdown(Duration::from_secs(5));
+    assert_eq!((stats.recorded, stats.dropped, sink.len()), (0, 0, 0));
 }
 
 #[test]

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # HTTP benchmark: linkgate (examples/hyper, examples/axum) against nginx `map` + `return 302`.
 #
-#   benches/http/run.sh                          # ~7 min + build: 3 rounds x 4 servers x 10 s, reload, perf
+#   benches/http/run.sh                          # ~8 min + build: 3 rounds x 5 servers x 10 s, reload, perf
 #   ROUNDS=2 DURATION=8s benches/http/run.sh     # shorter
 #
 # What it does (details in BENCHMARKS.md, section "HTTP: linkgate vs nginx"):
 #  1. installs nginx-light and wrk if missing; builds the hyper and axum examples (release);
 #  2. generates one 100 000-link nginx map (gen_map.py) that both nginx and linkgate load, and
 #     the list of its keys;
-#  3. runs, in alternating rounds, nginx (access_log on), nginx (access_log off), linkgate-hyper
-#     and linkgate-axum, each for DURATION under wrk (1 thread, CONNECTIONS connections, a random
+#  3. runs, in alternating rounds, nginx (access_log on), nginx (access_log off), linkgate-hyper,
+#     linkgate-hyper --no-clicks (what click logging costs) and linkgate-axum, each for DURATION under wrk (1 thread, CONNECTIONS connections, a random
 #     key per request: random_keys.lua), the server pinned to CPU SERVER_CPU and wrk to WRK_CPU;
 #     per run: req/s, p50/p99, errors, server user/system CPU time per request (/proc/PID/stat),
 #     and for linkgate the click pipeline's checks (click file lines = `recorded` = requests);
@@ -58,7 +58,7 @@ WAIT_POLL=${WAIT_POLL:-30}
 BENCHMARKS_MD=${BENCHMARKS_MD-$ROOT/BENCHMARKS.md}
 KEEP_TMP=${KEEP_TMP:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
-SERVERS=(nginx nginx-nolog hyper axum)
+SERVERS=(nginx nginx-nolog hyper hyper-noclicks axum)
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -230,12 +230,12 @@ start_nginx() {
   [[ ${#NGINX_WORKERS[@]} -ge 1 ]] || die "no nginx worker"
 }
 
-# start_linkgate hyper|axum MAPFILE CLICKFILE LOGFILE KEY (a key of the map)
+# start_linkgate hyper|axum MAPFILE CLICKFILE LOGFILE KEY (a key of the map) [MORE FLAGS...]
 start_linkgate() {
   rm -f "$3"
   PROBES=0
   RUST_LOG=info nice -n "$NICE" taskset -c "$SERVER_CPU" "$TMP/bin/$1" --threads 1 --links "$2" --clicks "$3" \
-    --listen "127.0.0.1:$PORT" --prefix /go/ --unknown redirect >"$4" 2>&1 &
+    --listen "127.0.0.1:$PORT" --prefix /go/ --unknown redirect "${@:6}" >"$4" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   if ! wait_ready "$SERVER_PID" 300 "$5"; then
@@ -378,6 +378,22 @@ stop_and_check_linkgate() {
   rm -f "$clicks"
 }
 
+# Stops linkgate started with --no-clicks and checks that it recorded nothing and wrote no file.
+stop_and_check_noclicks() { # round name clickfile logfile
+  local rc=0
+  stop_pid "$SERVER_PID" 30 || rc=$?
+  SERVER_PID=""
+  [[ $rc -eq 0 ]] || check "$1" "$2" FAIL "server exit status $rc"
+  if ! parse_clicks "$4"; then
+    check "$1" "$2" FAIL "no final 'clicks:' line in the log"
+  elif (( C[recorded] == 0 && C[dropped] == 0 )) && [[ ! -e $3 ]]; then
+    check "$1" "$2" ok "--no-clicks: recorded 0, no click file"
+  else
+    check "$1" "$2" FAIL "--no-clicks: recorded ${C[recorded]}, dropped ${C[dropped]}, click file $([[ -e $3 ]] && echo exists || echo absent)"
+  fi
+  CLICK_FIELDS=""
+}
+
 stop_and_check_nginx() { # round name sent runs
   local dir=$TMP/nginx-$2 rc=0 lines extra
   stop_pid "$SERVER_PID" 30 || rc=$?
@@ -449,6 +465,7 @@ for round in $(seq 1 "$ROUNDS"); do
       nginx) start_nginx "$name" "$MAP" on "$FIRST_KEY" ;;
       nginx-nolog) start_nginx "$name" "$MAP" off "$FIRST_KEY" ;;
       hyper | axum) start_linkgate "$name" "$MAP" "$TMP/clicks.jsonl" "$TMP/logs/$name-$round.log" "$FIRST_KEY" ;;
+      hyper-noclicks) start_linkgate hyper "$MAP" "$TMP/clicks.jsonl" "$TMP/logs/$name-$round.log" "$FIRST_KEY" --no-clicks ;;
     esac
     probe "$FIRST_KEY" "$FIRST_TARGET" || check "$round" "$name" FAIL "wrong redirect for $FIRST_KEY"
     run_wrk "$WARMUP" "$TMP/wrk/$name-$round-warmup.txt" "$KEYS"
@@ -468,6 +485,8 @@ for round in $(seq 1 "$ROUNDS"); do
     line="kind=main round=$round server=$name$(wrk_line) utime=$((u1 - u0)) stime=$((s1 - s0)) cpu_busy=$((cb1 - cb0)) cpu_total=$((ct1 - ct0)) cpu_steal=$((cs1 - cs0)) wrk_cpu_s=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.3f", b-a}')"
     if [[ $name == nginx* ]]; then
       stop_and_check_nginx "$round" "$name" "$sent" 2
+    elif [[ $name == hyper-noclicks ]]; then
+      stop_and_check_noclicks "$round" "$name" "$TMP/clicks.jsonl" "$TMP/logs/$name-$round.log"
     else
       line+=" drain_utime=$((du1 - du0)) drain_stime=$((ds1 - ds0))"
       stop_and_check_linkgate "$round" "$name" "$TMP/clicks.jsonl" "$TMP/logs/$name-$round.log" "$sent" 2

@@ -23,6 +23,10 @@ pub struct Args {
     /// JSON-lines file clicks are appended to.
     #[arg(long, default_value = "clicks.jsonl")]
     pub clicks: PathBuf,
+    /// Serve redirects without recording clicks (the click file is not opened): to measure
+    /// what click logging costs.
+    #[arg(long)]
+    pub no_clicks: bool,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -105,18 +109,23 @@ pub fn setup(server: &str) -> Result<Setup, ExitCode> {
     let report = table
         .reload(set)
         .map_err(|e| fail(format!("links file {}: {e}", args.links.display())))?;
-    let sink = JsonLinesSink::open(&args.clicks)
-        .map_err(|e| fail(format!("click file {}: {e}", args.clicks.display())))?;
-    let (recorder, guard) = ClickRecorder::builder(sink)
-        .spawn()
-        .map_err(|e| fail(format!("starting the click pipeline: {e}")))?;
+    let pipeline = if args.no_clicks {
+        ClickRecorder::builder(()).spawn()
+    } else {
+        let sink = JsonLinesSink::open(&args.clicks)
+            .map_err(|e| fail(format!("click file {}: {e}", args.clicks.display())))?;
+        ClickRecorder::builder(sink).spawn()
+    };
+    let (recorder, guard) =
+        pipeline.map_err(|e| fail(format!("starting the click pipeline: {e}")))?;
     let unknown = match args.unknown {
         Unknown::Redirect => UnknownPolicy::Redirect,
         Unknown::Pass => UnknownPolicy::Pass,
     };
     let mut gate = Gate::builder(table.clone(), recorder)
         .prefix(args.prefix.clone())
-        .unknown(unknown);
+        .unknown(unknown)
+        .record_clicks(!args.no_clicks);
     if let Some(h) = &args.country_header {
         gate = gate.country_header(h.clone());
     }
@@ -163,11 +172,15 @@ pub fn setup(server: &str) -> Result<Setup, ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let clicks = if args.no_clicks {
+        "nowhere (--no-clicks)".to_string()
+    } else {
+        args.clicks.display().to_string()
+    };
     tracing::info!(
-        "linkgate {server}: {} links loaded from {}, clicks to {}, serving {} on http://{} ({threads} threads)",
+        "linkgate {server}: {} links loaded from {}, clicks to {clicks}, serving {} on http://{} ({threads} threads)",
         report.links,
         args.links.display(),
-        args.clicks.display(),
         args.prefix,
         args.listen
     );
