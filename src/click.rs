@@ -390,6 +390,19 @@ mod tests {
 
     #[test]
     fn json_ip_is_what_display_prints() {
+        let ip_json = |ip: ClickIp| {
+            let mut c = Click::new(
+                0,
+                ClickId::from(0),
+                "/k",
+                HeaderValue::from_static("/"),
+                302,
+            );
+            c.ip = Some(ip);
+            let mut out = Vec::new();
+            c.write_json(&mut out);
+            String::from_utf8(out).unwrap()
+        };
         let ips = [
             "0.0.0.0",
             "9.10.99.100",
@@ -398,31 +411,11 @@ mod tests {
             "2001:db8::",
         ];
         for ip in ips {
-            let mut c = Click::new(
-                0,
-                ClickId::from(0),
-                "/k",
-                HeaderValue::from_static("/"),
-                302,
-            );
             let ip: ClickIp = ip.parse().unwrap();
-            c.ip = Some(ip);
-            let mut out = Vec::new();
-            c.write_json(&mut out);
-            let out = String::from_utf8(out).unwrap();
+            let out = ip_json(ip);
             assert!(out.contains(&format!(",\"ip\":\"{ip}\",")), "{out}");
         }
-        let mut c = Click::new(
-            0,
-            ClickId::from(0),
-            "/k",
-            HeaderValue::from_static("/"),
-            302,
-        );
-        c.ip = Some(ClickIp::Hashed(0xabc));
-        let mut out = Vec::new();
-        c.write_json(&mut out);
-        let out = String::from_utf8(out).unwrap();
+        let out = ip_json(ClickIp::Hashed(0xabc));
         assert!(out.contains(",\"ip\":\"00000000000000000000000000000abc\","));
     }
 
