@@ -231,13 +231,19 @@ impl<'a> Resolved<'a> {
     /// The owned [`Redirect`] with the same answer (takes the reference counts a `Redirect`
     /// holds).
     pub fn to_redirect(&self) -> Redirect {
-        let location = self.location.clone().into_owned();
+        self.clone().into_redirect()
+    }
+
+    /// The owned [`Redirect`] with the same answer; a `Location` this answer built (forwarded
+    /// path or query, template) moves into it instead of being cloned.
+    pub fn into_redirect(self) -> Redirect {
         let mut r = if self.matched() {
-            self.snap.redirect_of(self.index, location, self.suffix_len)
+            self.snap
+                .redirect_of(self.index, self.location.into_owned(), self.suffix_len)
         } else {
-            let mut r = self.snap.default_redirect();
-            r.location = location;
-            r
+            // Not the borrowed copy: the default's per-shard copies keep misses on different
+            // cores off one refcount.
+            self.snap.default_redirect()
         };
         if let Some(id) = self.click_id {
             r.template = false;

@@ -474,6 +474,8 @@ impl Snapshot {
         query: Option<&str>,
         now: Option<i64>,
     ) -> Redirect {
+        // Its own match rather than `resolve_borrowed(..).into_redirect()`: that measured 3–9 %
+        // slower on this hot path (gate_vs_resolve/resolve_request, 4 alternated pairs).
         match self.lookup(path, now) {
             Found::Exact(i) => self.hit(i, None, query),
             Found::Prefix(i, suffix) => self.hit(i, Some(suffix), query),
