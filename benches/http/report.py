@@ -324,14 +324,14 @@ def build(dirpath):
     # Measured directly: hyper against the same server with --no-clicks, same round.
     log_tput = [1 - x for x in per_round("hyper", "rps", base="hyper-noclicks")]
     log_cpu = [x - 1 for x in per_round("hyper", "cpu_us", base="hyper-noclicks")]
+    drain_txt = "drain thread " + (spread([x * 100 for x in drain_share], 1, " %") if drain_share else "–") + " of server CPU"
     if log_cpu:
         click_txt = (f"CPU per request +{spread([x * 100 for x in log_cpu], 1, ' %')}, throughput "
-                     f"−{spread([x * 100 for x in log_tput], 1, ' %')} against `--no-clicks` (same round); "
-                     f"drain thread " + (spread([x * 100 for x in drain_share], 1, " %") if drain_share else "–") + " of server CPU")
+                     f"−{spread([x * 100 for x in log_tput], 1, ' %')} against `--no-clicks` (same round); {drain_txt}")
         # On a saturated core throughput is 1 / CPU per request; CPU per request is the steadier of the two.
         click_verdict = verdict(log_cpu, lambda v: v <= 0.02) + " (on CPU per request)"
     else:
-        click_txt = "drain thread " + (spread([x * 100 for x in drain_share], 1, " %") if drain_share else "–") + " of server CPU"
+        click_txt = drain_txt
         click_verdict = verdict(drain_share, lambda v: v <= 0.02) + " (estimate: no `--no-clicks` run)"
     if perf_path is not None:
         click_txt += f"; perf: drain {perf_drain if perf_drain is not None else 0:.1f} % + request-path click symbols {perf_path:.1f} % of samples"

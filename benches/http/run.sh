@@ -9,7 +9,8 @@
 #  2. generates one 100 000-link nginx map (gen_map.py) that both nginx and linkgate load, and
 #     the list of its keys;
 #  3. runs, in alternating rounds, nginx (access_log on), nginx (access_log off), linkgate-hyper,
-#     linkgate-hyper --no-clicks (what click logging costs) and linkgate-axum, each for DURATION under wrk (1 thread, CONNECTIONS connections, a random
+#     linkgate-hyper --no-clicks (what click logging costs) and linkgate-axum, each for DURATION
+#     under wrk (1 thread, CONNECTIONS connections, a random
 #     key per request: random_keys.lua), the server pinned to CPU SERVER_CPU and wrk to WRK_CPU;
 #     per run: req/s, p50/p99, errors, server user/system CPU time per request (/proc/PID/stat),
 #     and for linkgate the click pipeline's checks (click file lines = `recorded` = requests);
@@ -353,8 +354,9 @@ parse_clicks() {
 
 # Stops linkgate and checks its clicks: file lines = recorded = delivered, nothing dropped, every
 # click matched, and recorded - requests sent in [0, in-flight slack] (requests wrk sent but did
-# not count when its time was up). $1 round, $2 server, $3 clicks file, $4 log, $5 requests sent,
-# $6 number of wrk runs.
+# not count when its time was up). A server named *-noclicks (started with --no-clicks) must
+# instead have recorded nothing and written no file. $1 round, $2 server, $3 clicks file, $4 log,
+# $5 requests sent, $6 number of wrk runs.
 stop_and_check_linkgate() {
   local round=$1 name=$2 clicks=$3 logf=$4 sent=$5 runs=$6 rc=0 lines unmatched extra
   stop_pid "$SERVER_PID" 30 || rc=$?
@@ -363,6 +365,15 @@ stop_and_check_linkgate() {
   if ! parse_clicks "$logf"; then
     check "$round" "$name" FAIL "no final 'clicks:' line in the log"
     CLICK_FIELDS=" clicks_ok=0"
+    return 0
+  fi
+  if [[ $name == *-noclicks ]]; then # started with --no-clicks: nothing recorded, no file
+    if (( C[recorded] == 0 && C[dropped] == 0 )) && [[ ! -e $clicks ]]; then
+      check "$round" "$name" ok "--no-clicks: recorded 0, no click file"
+    else
+      check "$round" "$name" FAIL "--no-clicks: recorded ${C[recorded]}, dropped ${C[dropped]}, click file $([[ -e $clicks ]] && echo exists || echo absent)"
+    fi
+    CLICK_FIELDS=""
     return 0
   fi
   lines=$(wc -l <"$clicks")
@@ -376,22 +387,6 @@ stop_and_check_linkgate() {
   CLICK_FIELDS=" clicks_ok=$([[ $ok == ok ]] && echo 1 || echo 0) clicks_recorded=${C[recorded]} click_lines=$lines clicks_dropped=${C[dropped]} sent=$sent"
   (( unmatched == 0 )) || grep '"matched":false' "$clicks" | head -20 >"$TMP/logs/unmatched-$name-$round.jsonl"
   rm -f "$clicks"
-}
-
-# Stops linkgate started with --no-clicks and checks that it recorded nothing and wrote no file.
-stop_and_check_noclicks() { # round name clickfile logfile
-  local rc=0
-  stop_pid "$SERVER_PID" 30 || rc=$?
-  SERVER_PID=""
-  [[ $rc -eq 0 ]] || check "$1" "$2" FAIL "server exit status $rc"
-  if ! parse_clicks "$4"; then
-    check "$1" "$2" FAIL "no final 'clicks:' line in the log"
-  elif (( C[recorded] == 0 && C[dropped] == 0 )) && [[ ! -e $3 ]]; then
-    check "$1" "$2" ok "--no-clicks: recorded 0, no click file"
-  else
-    check "$1" "$2" FAIL "--no-clicks: recorded ${C[recorded]}, dropped ${C[dropped]}, click file $([[ -e $3 ]] && echo exists || echo absent)"
-  fi
-  CLICK_FIELDS=""
 }
 
 stop_and_check_nginx() { # round name sent runs
@@ -485,8 +480,6 @@ for round in $(seq 1 "$ROUNDS"); do
     line="kind=main round=$round server=$name$(wrk_line) utime=$((u1 - u0)) stime=$((s1 - s0)) cpu_busy=$((cb1 - cb0)) cpu_total=$((ct1 - ct0)) cpu_steal=$((cs1 - cs0)) wrk_cpu_s=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.3f", b-a}')"
     if [[ $name == nginx* ]]; then
       stop_and_check_nginx "$round" "$name" "$sent" 2
-    elif [[ $name == hyper-noclicks ]]; then
-      stop_and_check_noclicks "$round" "$name" "$TMP/clicks.jsonl" "$TMP/logs/$name-$round.log"
     else
       line+=" drain_utime=$((du1 - du0)) drain_stime=$((ds1 - ds0))"
       stop_and_check_linkgate "$round" "$name" "$TMP/clicks.jsonl" "$TMP/logs/$name-$round.log" "$sent" 2
