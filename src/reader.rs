@@ -57,6 +57,8 @@ use crate::table::{LinkTable, Shared};
 /// ```
 #[derive(Debug, Clone)]
 pub struct TableReader {
+    /// The same shared state `cache` watches: `Cache` does not hand back what it watches, and
+    /// the reader needs the table's clock and [`table`](TableReader::table).
     table: LinkTable,
     cache: Cache<Current, Arc<Snapshot>>,
 }
