@@ -11,6 +11,11 @@
 //! request nginx would answer with a key's value gets the same `Location` here. One deliberate
 //! difference: a trailing `/` is tolerated (`/go/deal/` finds `/go/deal`; nginx would not).
 
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use smallvec::SmallVec;
+
 use crate::error::{Errors, LoadError};
 use crate::link::{DefaultRedirect, Link, Origin};
 use crate::set::LinkSet;
@@ -18,28 +23,50 @@ use crate::set::LinkSet;
 use super::syntax;
 
 #[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Word(String),
+enum Tok<'a> {
+    /// Borrowed from the text unless it held an escape or quotes that change it.
+    Word(Cow<'a, str>),
     Semi,
     Open,
     Close,
 }
 
 #[derive(Debug, Clone)]
-struct Token {
-    tok: Tok,
+struct Token<'a> {
+    tok: Tok<'a>,
     line: usize,
     column: usize,
 }
 
+/// nginx's tokenizer, one token at a time: a 1 M-line file is read without holding its tokens
+/// (or a `String` per word) in memory.
 struct Lexer<'a> {
+    text: &'a str,
     s: &'a [u8],
     i: usize,
     line: usize,
     col: usize,
 }
 
+/// Ends an unquoted word.
+fn ends_word(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'}' | b'"' | b'\''
+    )
+}
+
 impl<'a> Lexer<'a> {
+    fn new(text: &'a str) -> Lexer<'a> {
+        Lexer {
+            text,
+            s: text.as_bytes(),
+            i: 0,
+            line: 1,
+            col: 1,
+        }
+    }
+
     fn bump(&mut self) -> u8 {
         let b = self.s[self.i];
         self.i += 1;
@@ -52,12 +79,12 @@ impl<'a> Lexer<'a> {
         b
     }
 
-    fn tokens(mut self) -> Result<Vec<Token>, LoadError> {
-        let mut out = Vec::new();
+    /// The next token, or `None` at the end of the text.
+    fn next_token(&mut self) -> Result<Option<Token<'a>>, LoadError> {
         while self.i < self.s.len() {
             let b = self.s[self.i];
             let (line, column) = (self.line, self.col);
-            let push = |out: &mut Vec<Token>, tok| out.push(Token { tok, line, column });
+            let tok = |tok| Ok(Some(Token { tok, line, column }));
             match b {
                 b' ' | b'\t' | b'\r' | b'\n' => {
                     self.bump();
@@ -69,15 +96,15 @@ impl<'a> Lexer<'a> {
                 }
                 b';' => {
                     self.bump();
-                    push(&mut out, Tok::Semi);
+                    return tok(Tok::Semi);
                 }
                 b'{' => {
                     self.bump();
-                    push(&mut out, Tok::Open);
+                    return tok(Tok::Open);
                 }
                 b'}' => {
                     self.bump();
-                    push(&mut out, Tok::Close);
+                    return tok(Tok::Close);
                 }
                 b'"' | b'\'' => {
                     let quote = self.bump();
@@ -112,34 +139,41 @@ impl<'a> Lexer<'a> {
                             "unexpected character after a quoted string",
                         ));
                     }
-                    push(
-                        &mut out,
-                        Tok::Word(String::from_utf8_lossy(&word).into_owned()),
-                    );
+                    return tok(Tok::Word(Cow::Owned(
+                        String::from_utf8_lossy(&word).into_owned(),
+                    )));
                 }
-                _ => {
-                    let mut word = Vec::new();
-                    while self.i < self.s.len()
-                        && !matches!(
-                            self.s[self.i],
-                            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' | b'}' | b'"' | b'\''
-                        )
-                    {
-                        let c = self.bump();
-                        if c == b'\\' && self.i < self.s.len() {
-                            word.push(self.escape());
-                        } else {
-                            word.push(c);
-                        }
-                    }
-                    push(
-                        &mut out,
-                        Tok::Word(String::from_utf8_lossy(&word).into_owned()),
-                    );
-                }
+                _ => return tok(Tok::Word(self.word())),
             }
         }
-        Ok(out)
+        Ok(None)
+    }
+
+    /// An unquoted word: a slice of the text unless it holds a `\` escape. A word never holds
+    /// a newline, so only the column moves (by characters, not bytes).
+    fn word(&mut self) -> Cow<'a, str> {
+        let start = self.i;
+        let plain_end = self.s[start..]
+            .iter()
+            .position(|&b| ends_word(b) || b == b'\\')
+            .map_or(self.s.len(), |n| start + n);
+        let chars = |s: &[u8]| s.iter().filter(|&&b| b & 0xC0 != 0x80).count();
+        self.col += chars(&self.s[start..plain_end]);
+        self.i = plain_end;
+        if self.i >= self.s.len() || self.s[self.i] != b'\\' {
+            // Every byte that ends a word is ASCII, so the slice is whole characters.
+            return Cow::Borrowed(&self.text[start..plain_end]);
+        }
+        let mut word = self.s[start..plain_end].to_vec();
+        while self.i < self.s.len() && !ends_word(self.s[self.i]) {
+            let c = self.bump();
+            if c == b'\\' && self.i < self.s.len() {
+                word.push(self.escape());
+            } else {
+                word.push(c);
+            }
+        }
+        Cow::Owned(String::from_utf8_lossy(&word).into_owned())
     }
 
     /// After a `\`: nginx turns `\"`, `\'`, `\\` into the character and `\t\r\n` into controls;
@@ -164,95 +198,106 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// The lexer with a few tokens of look-ahead (a `map` header is recognised by its `{`).
+struct Tokens<'a> {
+    lexer: Lexer<'a>,
+    ahead: VecDeque<Token<'a>>,
+    /// Where the last token taken started (for "unexpected end of file").
+    last: (usize, usize),
+}
+
+impl<'a> Tokens<'a> {
+    fn next(&mut self) -> Result<Option<Token<'a>>, LoadError> {
+        let t = match self.ahead.pop_front() {
+            Some(t) => Some(t),
+            None => self.lexer.next_token()?,
+        };
+        if let Some(t) = &t {
+            self.last = (t.line, t.column);
+        }
+        Ok(t)
+    }
+
+    /// The token `k` places ahead of the next one (0 = the next one), without taking it.
+    fn peek(&mut self, k: usize) -> Result<Option<&Tok<'a>>, LoadError> {
+        while self.ahead.len() <= k {
+            match self.lexer.next_token()? {
+                Some(t) => self.ahead.push_back(t),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(&self.ahead[k].tok))
+    }
+}
+
 /// Parses an nginx map file.
 pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
-    let toks = Lexer {
-        s: text.as_bytes(),
-        i: 0,
-        line: 1,
-        col: 1,
-    }
-    .tokens()?;
+    let mut toks = Tokens {
+        lexer: Lexer::new(text),
+        ahead: VecDeque::new(),
+        last: (1, 1),
+    };
     let mut set = LinkSet::default();
     let mut errors = Errors::default();
-    let mut i = 0;
     let mut seen_map = false;
     let mut depth = 0usize;
-    while i < toks.len() {
-        let t = &toks[i];
-        match &t.tok {
+    while let Some(t) = toks.next()? {
+        let (line, column) = (t.line, t.column);
+        let first = match t.tok {
             Tok::Close if depth > 0 => {
                 depth -= 1;
-                i += 1;
                 continue;
             }
             Tok::Close => {
-                return Err(syntax(
-                    t.line,
-                    t.column,
-                    "unexpected `}` (unbalanced braces)",
-                ));
+                return Err(syntax(line, column, "unexpected `}` (unbalanced braces)"));
             }
-            Tok::Open => return Err(syntax(t.line, t.column, "unexpected `{`")),
-            Tok::Semi => return Err(syntax(t.line, t.column, "unexpected `;` (empty entry)")),
-            Tok::Word(w)
-                if w == "map"
-                    && depth == 0
-                    && matches!(toks.get(i + 3).map(|t| &t.tok), Some(Tok::Open)) =>
-            {
+            Tok::Open => return Err(syntax(line, column, "unexpected `{`")),
+            Tok::Semi => return Err(syntax(line, column, "unexpected `;` (empty entry)")),
+            Tok::Word(w) if w == "map" && depth == 0 && toks.peek(2)? == Some(&Tok::Open) => {
                 if seen_map {
                     return Err(syntax(
-                        t.line,
-                        t.column,
+                        line,
+                        column,
                         "more than one map block; put one map per file",
                     ));
                 }
-                for k in 1..=2 {
-                    if !matches!(toks.get(i + k).map(|t| &t.tok), Some(Tok::Word(_))) {
-                        return Err(syntax(
-                            t.line,
-                            t.column,
-                            "expected `map $source $variable {`",
-                        ));
+                for k in 0..2 {
+                    if !matches!(toks.peek(k)?, Some(Tok::Word(_))) {
+                        return Err(syntax(line, column, "expected `map $source $variable {`"));
                     }
+                }
+                for _ in 0..3 {
+                    toks.next()?;
                 }
                 seen_map = true;
                 depth += 1;
-                i += 4;
                 continue;
             }
-            Tok::Word(_) => {}
-        }
+            Tok::Word(w) => w,
+        };
         // A directive: words up to `;`.
-        let start = i;
-        let mut words: Vec<&str> = Vec::new();
-        while i < toks.len() {
-            match &toks[i].tok {
-                Tok::Word(w) => words.push(w),
-                Tok::Semi => break,
-                Tok::Open | Tok::Close => {
+        let mut words: SmallVec<[Cow<'_, str>; 2]> = SmallVec::new();
+        words.push(first);
+        loop {
+            match toks.next()? {
+                Some(Token {
+                    tok: Tok::Word(w), ..
+                }) => words.push(w),
+                Some(Token { tok: Tok::Semi, .. }) => break,
+                Some(t) => {
+                    return Err(syntax(t.line, t.column, "expected `;` before this brace"));
+                }
+                None => {
                     return Err(syntax(
-                        toks[i].line,
-                        toks[i].column,
-                        "expected `;` before this brace",
+                        line,
+                        column,
+                        "unexpected end of file: entry has no closing `;`",
                     ));
                 }
             }
-            i += 1;
         }
-        if i >= toks.len() {
-            return Err(syntax(
-                t.line,
-                t.column,
-                "unexpected end of file: entry has no closing `;`",
-            ));
-        }
-        i += 1; // the `;`
-        let origin = Origin::Line {
-            line: toks[start].line,
-            column: toks[start].column,
-        };
-        let first = words[0];
+        let origin = Origin::Line { line, column };
+        let first = &*words[0];
         match (first, words.len()) {
             ("hostnames" | "volatile", 1) => {
                 set.notes.push(format!(
@@ -261,12 +306,12 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
             }
             ("include", _) => {
                 return Err(syntax(
-                    toks[start].line,
-                    toks[start].column,
+                    line,
+                    column,
                     "`include` is not supported; list the entries in this file",
                 ));
             }
-            ("default", 2) => match check_value(words[1])
+            ("default", 2) => match check_value(&words[1])
                 .and_then(|v| DefaultRedirect::new(v).map_err(|e| e.to_string()))
             {
                 Ok(d) => set.default = Some(d),
@@ -278,19 +323,18 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
                     },
                 ),
             },
-            (_, 2) => {
-                let key = words[0];
+            (key, 2) => {
                 if key.starts_with('~') {
                     return Err(syntax(
-                        toks[start].line,
-                        toks[start].column,
+                        line,
+                        column,
                         format!(
                             "regex keys are not supported: `{key}` (list each path as a literal key)"
                         ),
                     ));
                 }
                 let key = key.strip_prefix('\\').unwrap_or(key);
-                match check_value(words[1]) {
+                match check_value(&words[1]) {
                     Err(reason) => errors.push(
                         origin,
                         crate::LinkError::Field {
@@ -306,8 +350,8 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
             }
             (_, n) => {
                 return Err(syntax(
-                    toks[start].line,
-                    toks[start].column,
+                    line,
+                    column,
                     format!(
                         "expected `key value;`, found {n} word{}",
                         if n == 1 { "" } else { "s" }
@@ -317,7 +361,7 @@ pub(crate) fn parse(text: &str) -> Result<LinkSet, LoadError> {
         }
     }
     if depth > 0 {
-        let (line, column) = toks.last().map_or((1, 1), |t| (t.line, t.column));
+        let (line, column) = toks.last;
         return Err(syntax(
             line,
             column,
