@@ -696,9 +696,20 @@ impl Snapshot {
             && extras_eq
     }
 
+    /// The entry of `self` with the key and kind (exact or `/*` prefix) of `other`'s entry `j`.
+    ///
+    /// A reload usually keeps the file's order, so entry `j` of the old table is tried first: a
+    /// sequential compare of neighbouring memory instead of a hash lookup at a random place
+    /// (keys are unique per kind within a snapshot, so a match there is the only one).
     fn find_same_kind(&self, other: &Snapshot, j: u32) -> Option<u32> {
         let key = other.key_of(j);
-        if other.entries[j as usize].flags & F_PREFIX != 0 {
+        let kind = other.entries[j as usize].flags & F_PREFIX;
+        if let Some(e) = self.entries.get(j as usize) {
+            if e.flags & F_PREFIX == kind && self.key_of(j) == key {
+                return Some(j);
+            }
+        }
+        if kind != 0 {
             self.find(&self.prefixes, key)
         } else {
             self.find(&self.exact, key)
