@@ -12,6 +12,9 @@
 //! - `scaling_1m`: `iter_custom`, 1 vs 2 scoped threads each doing `iters` resolves over its own
 //!   shuffled key order (throughput = resolves/s over both threads);
 //! - `reload_1m`: `prepare` + `swap` of 1M links from a prebuilt `Vec<Link>` (clone not timed);
+//!   `nginx_map_parse` (the same links as one nginx `map` text, parsed); and
+//!   `nginx_map_parse_prepare_swap` (parse + prepare + swap, two maps with every target different
+//!   taking turns: a file reload);
 //! - `hit_100k_tagged`: `resolve` hits on a 100k table whose links each carry one tag.
 //!
 //! After the criterion groups a custom section prints resolve latency percentiles (per-resolve
@@ -31,7 +34,7 @@ use std::sync::{Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
-use linkgate::{Link, LinkTable};
+use linkgate::{Format, Link, LinkTable};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -345,7 +348,49 @@ fn bench_reload(c: &mut Criterion, d: &Data) {
             BatchSize::PerIteration,
         )
     });
+    // The path of a file reload (what the example servers do on SIGHUP or a changed file):
+    // parse the nginx map, build, swap. Two maps with the same keys and every target different
+    // take turns, so each reload changes every link (as in benches/http/run.sh).
+    let maps = [map_text(d, "x"), map_text(d, "y")];
+    g.bench_function("nginx_map_parse", |b| {
+        b.iter_batched(
+            || (),
+            |()| Format::NginxMap.parse(maps[0].as_bytes()).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    let table = LinkTable::new();
+    table
+        .reload(Format::NginxMap.parse(maps[1].as_bytes()).unwrap())
+        .unwrap();
+    let mut turn = 0;
+    g.bench_function("nginx_map_parse_prepare_swap", |b| {
+        b.iter_batched(
+            || {
+                turn += 1;
+                &maps[turn % 2]
+            },
+            |text| {
+                let set = Format::NginxMap.parse(text.as_bytes()).unwrap();
+                let snap = table.prepare(set).unwrap();
+                table.swap(snap).unwrap()
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
+}
+
+/// The table's links as one nginx `map` block, `&v=<variant>` appended to every target.
+fn map_text(d: &Data, variant: &str) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(d.n * 96);
+    s.push_str("map $uri $affiliate_url {\n    default https://store.example.com/;\n");
+    for l in &d.links {
+        let _ = writeln!(s, "    {} {}&v={variant};", l.key(), l.target());
+    }
+    s.push_str("}\n");
+    s
 }
 
 // ---------------------------------------------------------------------------------------------
