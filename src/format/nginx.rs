@@ -24,7 +24,7 @@ use super::syntax;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok<'a> {
-    /// Borrowed from the text unless it held an escape or quotes that change it.
+    /// Borrowed from the text, unless it was quoted or held a `\` escape.
     Word(Cow<'a, str>),
     Semi,
     Open,
@@ -447,6 +447,13 @@ mod tests {
                 "line 3, column 3",
             ),
         ];
+        // The tokens stream, so of two syntax errors the first in the file is the one reported
+        // (here: before an unbalanced quote further on).
+        let cases = cases.into_iter().chain([(
+            "/go/a b c;\n/go/d 'unterminated;",
+            "found 3 words",
+            "line 1",
+        )]);
         for (input, needle, pos) in cases {
             let msg = parse(input).unwrap_err().to_string();
             assert!(
