@@ -158,14 +158,21 @@ pub(crate) fn normalize_stored(key: &str, case_sensitive: bool) -> Result<(Strin
     if key.len() > MAX_KEY_LEN * 3 {
         return Err(format!("longer than {MAX_KEY_LEN} bytes"));
     }
-    if let Some((i, c)) = key.char_indices().find(|(_, c)| c.is_control()) {
-        return Err(format!("control character {c:?} at byte {i}"));
-    }
-    if let Some((i, _)) = key.char_indices().find(|(_, c)| c.is_whitespace()) {
-        return Err(format!("whitespace at byte {i}"));
-    }
-    if key.contains(['?', '#']) {
-        return Err("a query string or fragment is never part of a key".into());
+    // Visible ASCII other than `?` and `#` cannot fail the three checks below: one branch-free
+    // pass decides whether they need to run (they name the first bad character).
+    let plain = key.bytes().fold(true, |ok, b| {
+        ok & (0x21..=0x7e).contains(&b) & (b != b'?') & (b != b'#')
+    });
+    if !plain {
+        if let Some((i, c)) = key.char_indices().find(|(_, c)| c.is_control()) {
+            return Err(format!("control character {c:?} at byte {i}"));
+        }
+        if let Some((i, _)) = key.char_indices().find(|(_, c)| c.is_whitespace()) {
+            return Err(format!("whitespace at byte {i}"));
+        }
+        if key.contains(['?', '#']) {
+            return Err("a query string or fragment is never part of a key".into());
+        }
     }
     let (body, prefix) = match key.strip_suffix("/*") {
         Some(body) => (body, true),

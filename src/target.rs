@@ -106,14 +106,20 @@ pub(crate) fn validate(target: &str) -> Result<TargetKind, TargetError> {
     if bytes.is_empty() {
         return Err(TargetError::Empty);
     }
-    // Raw bytes first, before anything interprets the string.
-    for (at, &byte) in bytes.iter().enumerate() {
-        match byte {
-            0..=0x1f | 0x7f => return Err(TargetError::Control { byte, at }),
-            0x80.. => return Err(TargetError::NonAscii { at }),
-            b' ' => return Err(TargetError::Space { at }),
-            b'\\' => return Err(TargetError::Backslash { at }),
-            _ => {}
+    // Raw bytes first, before anything interprets the string. The common case (every byte
+    // visible ASCII, no `\`) is one branch-free pass; the loop below names the first bad byte.
+    let plain = bytes.iter().fold(true, |ok, &b| {
+        ok & (0x21..=0x7e).contains(&b) & (b != b'\\')
+    });
+    if !plain {
+        for (at, &byte) in bytes.iter().enumerate() {
+            match byte {
+                0..=0x1f | 0x7f => return Err(TargetError::Control { byte, at }),
+                0x80.. => return Err(TargetError::NonAscii { at }),
+                b' ' => return Err(TargetError::Space { at }),
+                b'\\' => return Err(TargetError::Backslash { at }),
+                _ => {}
+            }
         }
     }
     if bytes.len() > MAX_TARGET_LEN {
