@@ -86,7 +86,16 @@ impl<'a> Lexer<'a> {
             let (line, column) = (self.line, self.col);
             let tok = |tok| Ok(Some(Token { tok, line, column }));
             match b {
-                b' ' | b'\t' | b'\r' | b'\n' => {
+                b' ' | b'\t' | b'\r' => {
+                    // A run of blanks moves the column only.
+                    let run = self.s[self.i..]
+                        .iter()
+                        .take_while(|&&b| matches!(b, b' ' | b'\t' | b'\r'))
+                        .count();
+                    self.i += run;
+                    self.col += run;
+                }
+                b'\n' => {
                     self.bump();
                 }
                 b'#' => {
