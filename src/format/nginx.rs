@@ -130,11 +130,7 @@ impl<'a> Lexer<'a> {
                         if c == quote {
                             break;
                         }
-                        if c == b'\\' && self.i < self.s.len() {
-                            word.push(self.escape());
-                        } else {
-                            word.push(c);
-                        }
+                        word.push(self.unescape(c));
                     }
                     if self.i < self.s.len()
                         && !matches!(
@@ -176,13 +172,19 @@ impl<'a> Lexer<'a> {
         let mut word = self.s[start..plain_end].to_vec();
         while self.i < self.s.len() && !ends_word(self.s[self.i]) {
             let c = self.bump();
-            if c == b'\\' && self.i < self.s.len() {
-                word.push(self.escape());
-            } else {
-                word.push(c);
-            }
+            word.push(self.unescape(c));
         }
         Cow::Owned(String::from_utf8_lossy(&word).into_owned())
+    }
+
+    /// The byte a word gets for `c`, just taken: `c` itself, or after a `\` (not the last byte
+    /// of the text) what [`escape`](Self::escape) makes of what follows.
+    fn unescape(&mut self, c: u8) -> u8 {
+        if c == b'\\' && self.i < self.s.len() {
+            self.escape()
+        } else {
+            c
+        }
     }
 
     /// After a `\`: nginx turns `\"`, `\'`, `\\` into the character and `\t\r\n` into controls;
