@@ -357,12 +357,20 @@ pub(crate) fn bounded(v: &HeaderValue, max: usize) -> HeaderValue {
     if b.len() <= max {
         return v.clone();
     }
+    HeaderValue::from_bytes(bounded_bytes(b, max)).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The first `max` bytes of `b` or fewer, not cutting a UTF-8 sequence in half: the bytes
+/// [`bounded`] keeps.
+pub(crate) fn bounded_bytes(b: &[u8], max: usize) -> &[u8] {
+    if b.len() <= max {
+        return b;
+    }
     let mut end = max;
-    // Don't cut a UTF-8 sequence in half.
     while end > 0 && (b[end] & 0xC0) == 0x80 {
         end -= 1;
     }
-    HeaderValue::from_bytes(&b[..end]).unwrap_or_else(|_| HeaderValue::from_static(""))
+    &b[..end]
 }
 
 #[cfg(test)]
@@ -467,5 +475,8 @@ mod tests {
         utf.extend_from_slice("é".as_bytes());
         let v = HeaderValue::from_bytes(&utf).unwrap();
         assert_eq!(bounded(&v, 512).len(), 511);
+        for v in [&long, &short, &v] {
+            assert_eq!(bounded_bytes(v.as_bytes(), 512), bounded(v, 512).as_bytes());
+        }
     }
 }

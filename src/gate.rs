@@ -10,12 +10,12 @@ use bytes::Bytes;
 use http::header::FORWARDED;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, request::Parts};
 
-use crate::click::{Click, MAX_HEADER_BYTES, bounded};
+use crate::click::{Click, MAX_HEADER_BYTES, bounded, bounded_bytes};
 use crate::click_id::ClickId;
 use crate::facts::Facts;
 #[cfg(feature = "fraud")]
 use crate::fraud::{BotDetector, FloodDetector, UaClass, UniqueFilter, Verdict, VisitorKey};
-use crate::ip::{IpPolicy, canonical};
+use crate::ip::{ClickIp, IpPolicy, canonical};
 use crate::recorder::Sharded;
 use crate::recorder::{ClickRecorder, Recorded};
 use crate::redirect::Redirect;
@@ -440,6 +440,9 @@ impl Gate {
                 MethodPolicy::NotAllowed => Decision::MethodNotAllowed,
             };
         }
+        let client = self.client_ip(parts, peer);
+        #[cfg(feature = "fraud")]
+        self.prefetch_source(client);
         let mut redirect = b.table.resolve_uri_raw(&parts.uri);
         if redirect.is_default() && b.unknown == UnknownPolicy::Pass {
             return Decision::Pass;
@@ -448,6 +451,15 @@ impl Gate {
         let click_id = ClickId::at(ts);
         let facts = Facts::scan(&parts.headers, b.country.as_ref());
         let mut out = Outcome::default();
+        // The address as the click records it: only a gate that records clicks needs it.
+        let ip = client
+            .filter(|_| b.record_clicks)
+            .and_then(|c| b.ip.apply(c));
+        #[cfg(feature = "fraud")]
+        let (visitor, matched) = (
+            self.prefetch_visitor(parts, &facts, client, ip.as_ref(), &redirect),
+            redirect.matched(),
+        );
         if !self.route(parts, &facts, &mut redirect, ts, click_id, &mut out, None) {
             return Decision::Pass;
         }
@@ -460,10 +472,12 @@ impl Gate {
                 recorded: None,
             });
         }
-        let client = self.client_ip(parts, peer);
-        let mut click = self.click(parts, &facts, client, &redirect, ts, click_id);
+        let mut click = self.click(parts, &facts, ip, &redirect, ts, click_id);
+        // `route` changes the click's key only when it answers a capped link with the default.
         #[cfg(feature = "fraud")]
-        self.check_visitor(&mut out, client, &click, ts, false);
+        let visitor = visitor.filter(|_| redirect.matched() == matched);
+        #[cfg(feature = "fraud")]
+        self.check_visitor(&mut out, client, &click, visitor, ts, false);
         self.count(&redirect, &out);
         out.apply(&mut click);
         let recorded = Some(b.recorder.record(click));
@@ -739,8 +753,9 @@ impl Gate {
         #[cfg(feature = "fraud")]
         if !out.dont_record {
             let client = self.client_ip(parts, peer);
-            let click = self.click(parts, &facts, client, &redirect, ts, click_id);
-            self.check_visitor(&mut out, client, &click, ts, true);
+            let ip = client.and_then(|c| b.ip.apply(c));
+            let click = self.click(parts, &facts, ip, &redirect, ts, click_id);
+            self.check_visitor(&mut out, client, &click, None, ts, true);
         }
         e.rules = steps;
         e.capped = out.capped;
@@ -765,23 +780,71 @@ impl Gate {
         e
     }
 
+    /// Starts loading the flood sketch's rows for this source, unless they depend on the link
+    /// (per-key counting): their misses then overlap the resolve and the rules.
+    #[cfg(feature = "fraud")]
+    fn prefetch_source(&self, client: Option<IpAddr>) {
+        if let (Some(f), Some(ip)) = (&self.b.flood, client) {
+            if !f.per_key() {
+                f.prefetch(ip, None);
+            }
+        }
+    }
+
+    /// Computes the unique filter's key for the click this request will record (`ip` as the
+    /// click records it) and starts loading its cache line, and the flood sketch's rows when
+    /// they depend on the link, so that their misses overlap the rules and the click instead
+    /// of following them. Returns the key for [`check_visitor`](Self::check_visitor).
+    #[cfg(feature = "fraud")]
+    fn prefetch_visitor(
+        &self,
+        parts: &Parts,
+        facts: &Facts<'_>,
+        client: Option<IpAddr>,
+        ip: Option<&ClickIp>,
+        r: &Redirect,
+    ) -> Option<VisitorKey> {
+        let b = &self.b;
+        let per_key_flood = b.flood.as_ref().filter(|f| f.per_key());
+        if b.unique.is_none() && per_key_flood.is_none() {
+            return None;
+        }
+        // The key the click will carry (see `click`).
+        let key = match r.link() {
+            Some(l) => &l.key_bytes()[..],
+            None => unmatched_key(parts),
+        };
+        if let (Some(f), Some(c)) = (per_key_flood, client) {
+            f.prefetch(c, Some(key));
+        }
+        let u = b.unique.as_ref()?;
+        let ua = facts.user_agent.map_or(&[][..], HeaderValue::as_bytes);
+        let v = VisitorKey::from_click_ip(ip, bounded_bytes(ua, MAX_HEADER_BYTES), key);
+        u.prefetch(v);
+        Some(v)
+    }
+
     /// Unique-visitor and flood checks for a click about to be recorded (`dry`: look only).
+    /// `visitor` is the click's unique-filter key if already computed.
     #[cfg(feature = "fraud")]
     fn check_visitor(
         &self,
         out: &mut Outcome,
         client: Option<IpAddr>,
         click: &Click,
+        visitor: Option<VisitorKey>,
         ts: i64,
         dry: bool,
     ) {
         let b = &self.b;
         if let Some(u) = &b.unique {
-            let ua = click
-                .user_agent
-                .as_ref()
-                .map_or(&[][..], HeaderValue::as_bytes);
-            let v = VisitorKey::from_click_ip(click.ip.as_ref(), ua, &click.key);
+            let v = visitor.unwrap_or_else(|| {
+                let ua = click
+                    .user_agent
+                    .as_ref()
+                    .map_or(&[][..], HeaderValue::as_bytes);
+                VisitorKey::from_click_ip(click.ip.as_ref(), ua, &click.key)
+            });
             out.unique = Some(if dry {
                 u.would_be_unique(v, ts)
             } else {
@@ -803,18 +866,14 @@ impl Gate {
         &self,
         parts: &Parts,
         facts: &Facts<'_>,
-        client: Option<IpAddr>,
+        ip: Option<ClickIp>,
         r: &Redirect,
         ts: i64,
         click_id: ClickId,
     ) -> Click {
-        let b = &self.b;
         let key = match r.link() {
             Some(l) => l.key_bytes().clone(),
-            None => {
-                let p = parts.uri.path().as_bytes();
-                Bytes::copy_from_slice(&p[..p.len().min(crate::key::MAX_KEY_LEN)])
-            }
+            None => Bytes::copy_from_slice(unmatched_key(parts)),
         };
         Click {
             ts,
@@ -822,7 +881,7 @@ impl Gate {
             key,
             location: r.location().clone(),
             status: r.status().as_u16(),
-            ip: client.and_then(|ip| b.ip.apply(ip)),
+            ip,
             user_agent: facts.user_agent.map(|v| bounded(v, MAX_HEADER_BYTES)),
             referer: facts.referer.map(|v| bounded(v, MAX_HEADER_BYTES)),
             country: facts.country.map(|v| bounded(v, 16)),
@@ -1067,6 +1126,12 @@ impl std::fmt::Display for Explanation {
 
 /// Sends a redirect to its `Location` without the query string (and fragment).
 #[cfg(feature = "fraud")]
+/// The key a click without a link records: the request path, cut to the longest key.
+fn unmatched_key(parts: &Parts) -> &[u8] {
+    let p = parts.uri.path().as_bytes();
+    &p[..p.len().min(crate::key::MAX_KEY_LEN)]
+}
+
 fn strip_query(r: &mut Redirect) {
     let loc = r.location().as_bytes();
     if let Some(q) = loc.iter().position(|&b| b == b'?' || b == b'#') {

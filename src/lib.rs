@@ -53,7 +53,8 @@
     rust_2018_idioms,
     unreachable_pub
 )]
-// One documented exception: `fraud::sizing::advise_huge_pages` (an `madvise` call, measured).
+// Two documented exceptions, both measured: `fraud::sizing::advise_huge_pages` (an `madvise`
+// call) and `fraud::prefetch::prefetch` (a cache-line prefetch hint).
 #![deny(unsafe_code)]
 
 #[cfg(feature = "os")]

@@ -404,6 +404,72 @@ fn test_clock() -> i64 {
     CLOCK.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// The gate hashes the visitor before routing (to fetch the filter's line early): what it
+/// inserts must still be exactly the key of the click it records, whatever routing did to it.
+#[test]
+fn unique_filter_remembers_each_click_by_its_recorded_fields() {
+    use linkgate::{UniqueFilter, VisitorKey};
+    let unique = Arc::new(
+        UniqueFilter::builder()
+            .window(Duration::from_secs(3600))
+            .memory_bytes(1 << 20)
+            .build()
+            .unwrap(),
+    );
+    let links = vec![
+        Link::new("/go/a", "https://a.example/").unwrap(),
+        Link::builder("/go/one", "https://example.com/one")
+            .max_clicks(1)
+            .build()
+            .unwrap(),
+    ];
+    let (g, guard, sink) = gate_with(links, |b| b.unique(unique.clone()));
+    // 600 bytes with a two-byte character across byte 512, where a click's User-Agent is cut.
+    let mut long = "a".repeat(511).into_bytes();
+    long.extend_from_slice("é".as_bytes());
+    long.resize(600, b'b');
+    let long = http::HeaderValue::from_bytes(&long).unwrap();
+    let desktop = http::HeaderValue::from_static(DESKTOP);
+    let requests = [
+        ("/go/A/", Some(&desktop)),
+        ("/go/one", Some(&desktop)),
+        ("/go/One/", Some(&desktop)), // capped: answered with the default, keyed by its path
+        ("/go/nope", Some(&desktop)), // unknown
+        ("/go/a", Some(&long)),
+        ("/go/a", None),
+    ];
+    for (path, ua) in requests {
+        let mut req = http::Request::get(path);
+        if let Some(ua) = ua {
+            req = req.header("user-agent", ua.clone());
+        }
+        let (parts, _) = req.body(()).unwrap().into_parts();
+        assert!(matches!(
+            g.handle(&parts, Some("203.0.113.7".parse().unwrap())),
+            Decision::Redirect(_)
+        ));
+    }
+    drop(g);
+    let _ = guard.shutdown(Duration::from_secs(5));
+    let clicks = sink.clicks();
+    let keys: Vec<_> = clicks.iter().map(|c| c.key.clone()).collect();
+    assert_eq!(
+        keys,
+        ["/go/a", "/go/one", "/go/One/", "/go/nope", "/go/a", "/go/a"]
+    );
+    assert_eq!(clicks[4].user_agent.as_ref().map(|v| v.len()), Some(511));
+    for c in &clicks {
+        assert_eq!(c.unique, Some(true), "{:?}: a first click", c.key);
+        let ua = c.user_agent.as_ref().map_or(&[][..], |v| v.as_bytes());
+        let v = VisitorKey::from_click_ip(c.ip.as_ref(), ua, &c.key);
+        assert!(
+            !unique.would_be_unique(v, NOW),
+            "{:?}: the filter holds the recorded click's visitor",
+            c.key
+        );
+    }
+}
+
 #[test]
 fn unique_and_flood_flags_through_the_gate() {
     use linkgate::{FloodDetector, UniqueFilter};

@@ -12,6 +12,7 @@
 
 mod bots;
 mod flood;
+mod prefetch;
 mod prefilter;
 mod sizing;
 mod unique;

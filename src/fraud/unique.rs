@@ -251,6 +251,14 @@ impl UniqueFilter {
         !self.sliding || !self.seen_before(block, mask, b)
     }
 
+    /// Starts loading the cache line [`check_and_insert`](Self::check_and_insert) will need
+    /// for `visitor`, without waiting for it: call it early in a request, do other work, then
+    /// check. Changes nothing.
+    #[inline]
+    pub(crate) fn prefetch(&self, visitor: VisitorKey) {
+        super::prefetch::prefetch(&self.blocks[self.locate(visitor).0]);
+    }
+
     /// Whether a click of `visitor` at `now_ms` would be unique, without recording it (for a
     /// dry run: nothing changes, not even the rotation).
     pub fn would_be_unique(&self, visitor: VisitorKey, now_ms: i64) -> bool {
