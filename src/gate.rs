@@ -10,7 +10,9 @@ use bytes::Bytes;
 use http::header::FORWARDED;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, request::Parts};
 
-use crate::click::{Click, MAX_HEADER_BYTES, bounded, bounded_bytes};
+#[cfg(feature = "fraud")]
+use crate::click::bounded_bytes;
+use crate::click::{Click, MAX_HEADER_BYTES, bounded};
 use crate::click_id::ClickId;
 use crate::facts::Facts;
 #[cfg(feature = "fraud")]
@@ -1124,14 +1126,14 @@ impl std::fmt::Display for Explanation {
     }
 }
 
-/// Sends a redirect to its `Location` without the query string (and fragment).
-#[cfg(feature = "fraud")]
 /// The key a click without a link records: the request path, cut to the longest key.
 fn unmatched_key(parts: &Parts) -> &[u8] {
     let p = parts.uri.path().as_bytes();
     &p[..p.len().min(crate::key::MAX_KEY_LEN)]
 }
 
+/// Sends a redirect to its `Location` without the query string (and fragment).
+#[cfg(feature = "fraud")]
 fn strip_query(r: &mut Redirect) {
     let loc = r.location().as_bytes();
     if let Some(q) = loc.iter().position(|&b| b == b'?' || b == b'#') {
