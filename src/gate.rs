@@ -620,11 +620,17 @@ impl Gate {
             accept_language: facts.accept_language.map(HeaderValue::as_bytes),
             now_ms: ts,
         };
-        let choice = routing.choose(&visitor, click_id, trace);
+        let (choice, label) = routing.choose_labelled(&visitor, click_id, trace);
         if let Some(t) = choice.target {
             redirect.retarget(t, path, query);
         }
         out.notes = choice.notes.cloned();
+        #[cfg(feature = "fraud")]
+        {
+            out.label = label.map(|i| (routing, i));
+        }
+        #[cfg(not(feature = "fraud"))]
+        let _ = label;
         true
     }
 
@@ -860,7 +866,7 @@ impl Gate {
                 f.check(ip, Some(&click.key), ts)
             };
             out.suspicious = Some(v.flagged);
-            out.suspicious_reason = v.reason.map(|r| Bytes::from_static(r.as_bytes()));
+            out.suspicious_reason = v.reason;
         }
     }
 
@@ -961,9 +967,13 @@ struct Outcome {
     rule: Option<Bytes>,
     unique: Option<bool>,
     suspicious: Option<bool>,
-    suspicious_reason: Option<Bytes>,
+    suspicious_reason: Option<&'static str>,
     /// The routing choice's shared labels (rule or variant).
     notes: Option<Arc<crate::ClickNotes>>,
+    /// The routing and the index of the choice's label, when it has one (`notes` is set):
+    /// where its flagged label sets are.
+    #[cfg(feature = "fraud")]
+    label: Option<(Arc<crate::rules::Routing>, usize)>,
 }
 
 impl Outcome {
@@ -971,16 +981,46 @@ impl Outcome {
         c.bot = self.bot;
         c.unique = self.unique;
         c.suspicious = self.suspicious;
-        if self.bot_reason.is_none() && self.suspicious_reason.is_none() && self.rule.is_none() {
-            // The common case: the rule's or variant's labels, shared (no allocation).
-            c.notes = self.notes;
-        } else {
+        if self.bot_reason.is_none() && self.rule.is_none() {
+            // The common cases share a label set (no allocation): the rule's or variant's, or
+            // for a click flagged in a flood, the one built ahead with its reason added.
+            match self.suspicious_reason {
+                None => {
+                    c.notes = self.notes;
+                    return;
+                }
+                #[cfg(feature = "fraud")]
+                Some(reason) => {
+                    if let Some(flagged) = self.flagged_notes(reason) {
+                        c.notes = Some(flagged.clone());
+                        return;
+                    }
+                }
+                #[cfg(not(feature = "fraud"))]
+                Some(_) => {}
+            }
+        }
+        {
             let (rule, variant) = (self.rule().cloned(), self.variant().cloned());
             let n = c.notes_mut();
             n.bot_reason = self.bot_reason;
-            n.suspicious_reason = self.suspicious_reason;
+            n.suspicious_reason = self
+                .suspicious_reason
+                .map(|r| Bytes::from_static(r.as_bytes()));
             n.rule = rule;
             n.variant = variant;
+        }
+    }
+
+    /// The shared label set for this click's labels plus the flood reason `reason`, if one was
+    /// built ahead.
+    #[cfg(feature = "fraud")]
+    fn flagged_notes(&self, reason: &str) -> Option<&Arc<crate::ClickNotes>> {
+        let r = crate::fraud::flood_reason_index(reason)?;
+        match (&self.notes, &self.label) {
+            (None, _) => Some(&crate::fraud::flagged_only()[r]),
+            (Some(_), Some((routing, i))) => routing.flood_notes(*i).map(|n| &n[r]),
+            (Some(_), None) => None,
         }
     }
 

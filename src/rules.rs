@@ -437,6 +437,10 @@ pub struct Routing {
     max_clicks: Option<u64>,
     overflow: Option<RouteTarget>,
     bot_target: Option<RouteTarget>,
+    /// Per label (the rules', then the variants'): its notes with each flood reason added, so
+    /// that a click flagged in a flood shares them instead of allocating (feature `fraud`).
+    #[cfg(feature = "fraud")]
+    flood_notes: Box<[[Arc<ClickNotes>; 2]]>,
 }
 
 impl Routing {
@@ -477,10 +481,28 @@ impl Routing {
         &'r self,
         v: &Visitor<'_>,
         id: ClickId,
-        mut trace: Option<&mut Vec<RuleStep>>,
+        trace: Option<&mut Vec<RuleStep>>,
     ) -> Choice<'r> {
+        self.choose_labelled(v, id, trace).0
+    }
+
+    /// The label sets of label `i` (from [`choose_labelled`](Self::choose_labelled)) with each
+    /// flood reason added (see `fraud::flagged_notes`).
+    #[cfg(feature = "fraud")]
+    pub(crate) fn flood_notes(&self, i: usize) -> Option<&[Arc<ClickNotes>; 2]> {
+        self.flood_notes.get(i)
+    }
+
+    /// [`choose`](Self::choose), and the index of the choice's label when it has one: the rule's
+    /// index, or the number of rules plus the variant's index.
+    pub(crate) fn choose_labelled<'r>(
+        &'r self,
+        v: &Visitor<'_>,
+        id: ClickId,
+        mut trace: Option<&mut Vec<RuleStep>>,
+    ) -> (Choice<'r>, Option<usize>) {
         let mut device = None;
-        for r in &self.rules {
+        for (i, r) in self.rules.iter().enumerate() {
             let outcome = r.test(v, &mut device);
             if let Some(t) = trace.as_deref_mut() {
                 t.push(RuleStep {
@@ -489,27 +511,35 @@ impl Routing {
                 });
             }
             if outcome.is_ok() {
-                return Choice {
+                let choice = Choice {
                     target: Some(r.built()),
                     rule: Some(&r.name),
                     variant: None,
                     notes: Some(&r.notes),
                 };
+                return (choice, Some(i));
             }
         }
-        match self.variant_for(id) {
-            Some(var) => Choice {
-                target: Some(&var.target),
-                rule: None,
-                variant: Some(&var.name),
-                notes: Some(&var.notes),
-            },
-            None => Choice {
-                target: None,
-                rule: None,
-                variant: None,
-                notes: None,
-            },
+        match self.variant_index(id) {
+            Some(i) => {
+                let var = &self.split[i];
+                let choice = Choice {
+                    target: Some(&var.target),
+                    rule: None,
+                    variant: Some(&var.name),
+                    notes: Some(&var.notes),
+                };
+                (choice, Some(self.rules.len() + i))
+            }
+            None => {
+                let choice = Choice {
+                    target: None,
+                    rule: None,
+                    variant: None,
+                    notes: None,
+                };
+                (choice, None)
+            }
         }
     }
 
@@ -519,17 +549,22 @@ impl Routing {
     /// SplitMix64's finaliser over the low 64 bits of the id (its random part): anyone holding a
     /// click id and the link's weights can recompute the variant.
     pub fn variant_for(&self, id: ClickId) -> Option<&Variant> {
+        self.variant_index(id).map(|i| &self.split[i])
+    }
+
+    /// The index in [`split`](Self::split) of [`variant_for`](Self::variant_for)'s variant.
+    fn variant_index(&self, id: ClickId) -> Option<usize> {
         if self.split.is_empty() {
             return None;
         }
         let mut x = split_mix(id.as_u128() as u64) % self.total_weight;
-        for v in &self.split {
+        for (i, v) in self.split.iter().enumerate() {
             if x < u64::from(v.weight) {
-                return Some(v);
+                return Some(i);
             }
             x -= u64::from(v.weight);
         }
-        self.split.last()
+        Some(self.split.len() - 1)
     }
 }
 
@@ -628,7 +663,16 @@ impl RoutingSpec {
             t.map(|t| RouteTarget::new(&t).map_err(|e| field(name, e.to_string())))
                 .transpose()
         };
+        #[cfg(feature = "fraud")]
+        let flood_notes = rules
+            .iter()
+            .map(|r| &r.notes)
+            .chain(split.iter().map(|v| &v.notes))
+            .map(|n| crate::fraud::flagged_notes(n))
+            .collect();
         Ok(Some(Arc::new(Routing {
+            #[cfg(feature = "fraud")]
+            flood_notes,
             rules,
             split,
             total_weight: total,

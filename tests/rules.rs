@@ -404,6 +404,53 @@ fn test_clock() -> i64 {
     CLOCK.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// A click flagged in a flood keeps its rule or variant label, gains the reason, and shares a
+/// label set built ahead with every other click so labelled (no allocation per flagged click).
+#[test]
+fn flood_flagged_clicks_keep_their_routing_labels_and_share_them() {
+    use linkgate::FloodDetector;
+    let flood = FloodDetector::builder()
+        .limit(1)
+        .memory_bytes(1 << 16)
+        .build()
+        .unwrap();
+    let link = Link::builder("/go/app", "https://example.com/app?ref=aff_01")
+        .rule(Rule::new("ios", "https://apps.apple.com/app/id1").device(Device::Ios))
+        .variant("a", 1, "https://example.com/app?ref=aff_01&v=a")
+        .variant("b", 1, "https://example.com/app?ref=aff_01&v=b")
+        .build()
+        .unwrap();
+    let (g, guard, sink) = gate_with(vec![link], |b| b.flood(flood));
+    for ua in [IPHONE, IPHONE, IPHONE, DESKTOP, DESKTOP, DESKTOP, DESKTOP] {
+        assert!(get(&g, "/go/app", &[("user-agent", ua)]).0.is_some());
+    }
+    get(&g, "/go/nope", &[("user-agent", DESKTOP)]);
+    drop(g);
+    let _ = guard.shutdown(Duration::from_secs(5));
+    let clicks = sink.clicks();
+    assert_eq!(clicks.len(), 8);
+    let labels: Vec<_> = clicks
+        .iter()
+        .map(|c| (c.suspicious, c.suspicious_reason(), c.rule(), c.variant()))
+        .collect();
+    assert_eq!(labels[0], (Some(false), None, Some("ios"), None));
+    for l in &labels[1..3] {
+        assert_eq!(*l, (Some(true), Some("flood:source"), Some("ios"), None));
+    }
+    for l in &labels[3..7] {
+        assert_eq!((l.0, l.1, l.2), (Some(true), Some("flood:source"), None));
+        assert!(matches!(l.3, Some("a" | "b")), "{l:?}");
+    }
+    assert_eq!(labels[7], (Some(true), Some("flood:source"), None, None));
+    let notes = |i: usize| clicks[i].notes.clone().unwrap();
+    assert!(Arc::ptr_eq(&notes(1), &notes(2)), "one shared label set");
+    for (i, j) in [(3, 4), (3, 5), (3, 6), (4, 5), (4, 6), (5, 6)] {
+        if clicks[i].variant() == clicks[j].variant() {
+            assert!(Arc::ptr_eq(&notes(i), &notes(j)), "clicks {i} and {j}");
+        }
+    }
+}
+
 /// The gate hashes the visitor before routing (to fetch the filter's line early): what it
 /// inserts must still be exactly the key of the click it records, whatever routing did to it.
 #[test]

@@ -4,9 +4,13 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::ip::canonical;
+use crate::notes::ClickNotes;
 
 use super::sizing::{
     Line, MAX_MEMORY, SLOTS, StateConfigError, bucket, lines, millis, mix, random_seed, range,
@@ -24,6 +28,32 @@ const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 pub const FLOOD_SOURCE: &str = "flood:source";
 /// Reason of a flagged click counted per source and key ([`FloodDetectorBuilder::per_key`]).
 pub const FLOOD_SOURCE_KEY: &str = "flood:source+key";
+
+/// The two flood reasons, in the order of [`flagged_notes`]'s arrays.
+const FLOOD_REASONS: [&str; 2] = [FLOOD_SOURCE, FLOOD_SOURCE_KEY];
+
+/// `notes` with each flood reason ([`FLOOD_SOURCE`], [`FLOOD_SOURCE_KEY`]) as its
+/// `suspicious_reason`: built ahead (per routing label, and once for clicks without one) so that
+/// flagging a click shares a label set instead of allocating one.
+pub(crate) fn flagged_notes(notes: &ClickNotes) -> [Arc<ClickNotes>; 2] {
+    FLOOD_REASONS.map(|r| {
+        Arc::new(ClickNotes {
+            suspicious_reason: Some(Bytes::from_static(r.as_bytes())),
+            ..notes.clone()
+        })
+    })
+}
+
+/// [`flagged_notes`] of a click with no other label, built once per process.
+pub(crate) fn flagged_only() -> &'static [Arc<ClickNotes>; 2] {
+    static ONLY: OnceLock<[Arc<ClickNotes>; 2]> = OnceLock::new();
+    ONLY.get_or_init(|| flagged_notes(&ClickNotes::default()))
+}
+
+/// The index of a flood reason in [`flagged_notes`]'s arrays, `None` for any other reason.
+pub(crate) fn flood_reason_index(reason: &str) -> Option<usize> {
+    FLOOD_REASONS.iter().position(|r| *r == reason)
+}
 
 /// What [`FloodDetector::check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

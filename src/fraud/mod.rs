@@ -21,5 +21,6 @@ pub use bots::{BotDetector, BotDetectorBuilder, BotPatternError, BotReason, UaCl
 pub use flood::{
     FLOOD_SOURCE, FLOOD_SOURCE_KEY, FloodDetector, FloodDetectorBuilder, FloodVerdict,
 };
+pub(crate) use flood::{flagged_notes, flagged_only, flood_reason_index};
 pub use sizing::StateConfigError;
 pub use unique::{UniqueFilter, UniqueFilterBuilder, VisitorKey};
