@@ -870,6 +870,7 @@ impl Gate {
         }
     }
 
+    #[inline]
     fn click(
         &self,
         parts: &Parts,

@@ -273,6 +273,7 @@ impl std::fmt::Debug for ClickRecorder {
 
 impl ClickRecorder {
     /// Records a click; never panics, and never waits unless the policy is `Block`.
+    #[inline]
     pub fn record(&self, click: Click) -> Recorded {
         let s = &*self.shared;
         s.recorded.add(1);
