@@ -442,7 +442,13 @@ impl Gate {
                 MethodPolicy::NotAllowed => Decision::MethodNotAllowed,
             };
         }
-        let client = self.client_ip(parts, peer);
+        // The client address serves only the click and its checks: a gate that records no
+        // clicks does not work it out.
+        let client = if b.record_clicks {
+            self.client_ip(parts, peer)
+        } else {
+            None
+        };
         #[cfg(feature = "fraud")]
         self.prefetch_source(client);
         let mut redirect = b.table.resolve_uri_raw(&parts.uri);
@@ -453,10 +459,8 @@ impl Gate {
         let click_id = ClickId::at(ts);
         let facts = Facts::scan(&parts.headers, b.country.as_ref());
         let mut out = Outcome::default();
-        // The address as the click records it: only a gate that records clicks needs it.
-        let ip = client
-            .filter(|_| b.record_clicks)
-            .and_then(|c| b.ip.apply(c));
+        // The address as the click records it.
+        let ip = client.and_then(|c| b.ip.apply(c));
         #[cfg(feature = "fraud")]
         let (visitor, matched) = (
             self.prefetch_visitor(parts, &facts, client, ip.as_ref(), &redirect),
@@ -1001,16 +1005,14 @@ impl Outcome {
                 Some(_) => {}
             }
         }
-        {
-            let (rule, variant) = (self.rule().cloned(), self.variant().cloned());
-            let n = c.notes_mut();
-            n.bot_reason = self.bot_reason;
-            n.suspicious_reason = self
-                .suspicious_reason
-                .map(|r| Bytes::from_static(r.as_bytes()));
-            n.rule = rule;
-            n.variant = variant;
-        }
+        let (rule, variant) = (self.rule().cloned(), self.variant().cloned());
+        let n = c.notes_mut();
+        n.bot_reason = self.bot_reason;
+        n.suspicious_reason = self
+            .suspicious_reason
+            .map(|r| Bytes::from_static(r.as_bytes()));
+        n.rule = rule;
+        n.variant = variant;
     }
 
     /// The shared label set for this click's labels plus the flood reason `reason`, if one was
