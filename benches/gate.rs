@@ -1,7 +1,9 @@
 //! The request path with click intelligence: `Gate::handle` for a link with 3 targeting rules, a
 //! split, the bot check, and (last pair) the unique-visitor and flood checks at default sizes with
 //! visitors from 1 M addresses, against the same gate on a plain link and against `resolve` alone,
-//! all in one run (ratios are what to read on a shared machine).
+//! all in one run (ratios are what to read on a shared machine). The `_ua_` pairs draw the
+//! User-Agent from 952 real browser ones, to show the gate's per-thread User-Agent memo missing
+//! (cycled) and under a skewed mix (Zipf).
 //!
 //! `cargo bench --bench gate`
 
@@ -20,9 +22,13 @@ use linkgate::{
 };
 
 fn parts(path: &str) -> Parts {
+    parts_ua(path, UA)
+}
+
+fn parts_ua(path: &str, ua: &str) -> Parts {
     http::Request::get(path)
         .header("host", "shop.example.com")
-        .header(http::header::USER_AGENT, UA)
+        .header(http::header::USER_AGENT, ua)
         .header(
             http::header::ACCEPT,
             "text/html,application/xhtml+xml,*/*;q=0.8",
@@ -104,6 +110,35 @@ fn bench(c: &mut Criterion) {
         ips[at]
     };
     let ip: IpAddr = "203.0.113.77".parse().unwrap();
+    // The 952 distinct real browser User-Agents of `tests/data`, for the gate's per-thread
+    // User-Agent memo: cycled (no User-Agent comes back before 951 others: every lookup
+    // misses, the memo's worst case) and drawn Zipf(s = 1) by rank in the file (the first
+    // ≈ 13 % of requests, the first ten ≈ 39 %, the first 256 ≈ 83 %).
+    let ua_parts: Vec<Parts> = include_str!("../tests/data/browser-user-agents.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|ua| parts_ua("/go/smart", ua))
+        .collect();
+    let zipf: Vec<u16> = {
+        let h: Vec<f64> = (1..=ua_parts.len())
+            .scan(0.0, |acc, r| {
+                *acc += 1.0 / r as f64;
+                Some(*acc)
+            })
+            .collect();
+        let total = h[h.len() - 1];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..1 << 16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let u = (x >> 11) as f64 / (1u64 << 53) as f64 * total;
+                h.partition_point(|&c| c < u).min(h.len() - 1) as u16
+            })
+            .collect()
+    };
+    let (mut cyc, mut zi) = (0usize, 0usize);
     let p_plain = parts("/go/plain");
     let p_smart = parts("/go/smart");
     match smart_gate.handle(&p_smart, Some(ip)) {
@@ -134,6 +169,19 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("gate_smart_all_checks_varying_ip", |b| {
         b.iter(|| black_box(full_gate.handle(black_box(&p_smart), Some(next_ip()))))
+    });
+    g.bench_function("gate_smart_all_checks_varying_ip_ua_cycled", |b| {
+        b.iter(|| {
+            cyc = (cyc + 1) % ua_parts.len();
+            black_box(full_gate.handle(black_box(&ua_parts[cyc]), Some(next_ip())))
+        })
+    });
+    g.bench_function("gate_smart_all_checks_varying_ip_ua_zipf", |b| {
+        b.iter(|| {
+            zi = (zi + 1) % zipf.len();
+            let p = &ua_parts[usize::from(zipf[zi])];
+            black_box(full_gate.handle(black_box(p), Some(next_ip())))
+        })
     });
     g.finish();
     println!("gate stats (full): {:?}", full_gate.stats());

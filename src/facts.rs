@@ -1,11 +1,16 @@
 //! The request headers the gate looks at, found in one pass over the header map (instead of a
 //! hash lookup per header per consumer: bots, rules and the click each read the User-Agent).
 
+use std::cell::Cell;
+
 use http::header::{ACCEPT_LANGUAGE, REFERER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::click::{MAX_HEADER_BYTES, bounded_bytes};
+use crate::ua_memo::ua_digest;
+
 /// What one request says about its visitor.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Facts<'a> {
     /// The first `User-Agent`.
     pub(crate) user_agent: Option<&'a HeaderValue>,
@@ -17,6 +22,8 @@ pub(crate) struct Facts<'a> {
     pub(crate) country: Option<&'a HeaderValue>,
     /// A browser prefetch / prerender / preview signal (see `BotDetector::classify_request`).
     pub(crate) prefetch: bool,
+    /// [`ua_digest`](Self::ua_digest), once computed.
+    digest: Cell<Option<u64>>,
 }
 
 impl<'a> Facts<'a> {
@@ -41,6 +48,25 @@ impl<'a> Facts<'a> {
             }
         }
         f
+    }
+
+    /// The first User-Agent as a click records it (cut at [`MAX_HEADER_BYTES`]; empty if
+    /// none).
+    pub(crate) fn recorded_user_agent(&self) -> &'a [u8] {
+        self.user_agent
+            .map_or(&[][..], |v| bounded_bytes(v.as_bytes(), MAX_HEADER_BYTES))
+    }
+
+    /// The `ua_digest` of [`recorded_user_agent`](Self::recorded_user_agent), computed on
+    /// first use: the unique filter's key and the gate's User-Agent memo share it.
+    #[inline]
+    pub(crate) fn ua_digest(&self) -> u64 {
+        if let Some(d) = self.digest.get() {
+            return d;
+        }
+        let d = ua_digest(self.recorded_user_agent());
+        self.digest.set(Some(d));
+        d
     }
 }
 

@@ -10,8 +10,6 @@ use bytes::Bytes;
 use http::header::FORWARDED;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, request::Parts};
 
-#[cfg(feature = "fraud")]
-use crate::click::bounded_bytes;
 use crate::click::{Click, MAX_HEADER_BYTES, bounded};
 use crate::click_id::ClickId;
 use crate::facts::Facts;
@@ -23,6 +21,7 @@ use crate::recorder::{ClickRecorder, Recorded};
 use crate::redirect::Redirect;
 use crate::rules::{RuleStep, Visitor};
 use crate::table::LinkTable;
+use crate::ua_memo::{UaFacts, UaMemo};
 
 /// What happens to a path under the prefix that no link matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -246,6 +245,8 @@ pub struct GateBuilder {
     #[cfg(feature = "fraud")]
     flood: Option<Arc<FloodDetector>>,
     counters: Arc<Counters>,
+    /// Set anew by [`build`](Self::build): a gate's memo entries are its own.
+    memo: UaMemo,
 }
 
 impl GateBuilder {
@@ -351,9 +352,11 @@ impl GateBuilder {
         self
     }
     /// The gate.
-    pub fn build(self) -> Gate {
+    pub fn build(mut self) -> Gate {
         // The default clock calibrates on its first read: do that here, not in a request.
         let _ = crate::clock::fast_now_ms();
+        // A clone of this builder may hold another bot detector: never share its memo.
+        self.memo = UaMemo::new();
         Gate { b: Arc::new(self) }
     }
 }
@@ -361,6 +364,13 @@ impl GateBuilder {
 /// Ties a [`LinkTable`] and a [`ClickRecorder`]: resolves a request, expands a template target
 /// with the click's id, builds the [`Click`] (zero-copy header clones) and records it — in one
 /// call, without locks or I/O. Cheap to clone; shares the table and recorder.
+///
+/// **Memory per thread.** What a `User-Agent` alone decides (the bot verdict, the device the
+/// targeting rules ask for) is remembered per thread, for the 256 User-Agents of up to 304 bytes
+/// seen last (direct-mapped by hash, compared byte for byte): about 84 KiB for each thread that
+/// calls [`handle`](Self::handle) with a bot detector or a device rule in play, allocated on the
+/// first such call and freed when the thread ends. A remembered answer is exactly the computed
+/// one; one gate never answers from another's entries.
 ///
 /// ```
 /// use linkgate::{ClickRecorder, Decision, Gate, Link, LinkTable, MemorySink};
@@ -406,6 +416,7 @@ impl Gate {
             #[cfg(feature = "fraud")]
             flood: None,
             counters: Arc::default(),
+            memo: UaMemo::new(),
         }
     }
 
@@ -556,6 +567,7 @@ impl Gate {
     /// capped link without overflow under [`UnknownPolicy::Pass`]). `trace` (from `explain`)
     /// makes it a dry run: the cap is only looked at, not taken.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn route(
         &self,
         parts: &Parts,
@@ -566,12 +578,54 @@ impl Gate {
         out: &mut Outcome,
         trace: Option<&mut Vec<RuleStep>>,
     ) -> bool {
+        // What the User-Agent alone decides is remembered per thread (`ua_memo.rs`), when this
+        // request needs any of it.
+        #[cfg(feature = "fraud")]
+        let bots = self.b.bots.is_some();
+        #[cfg(not(feature = "fraud"))]
+        let bots = false;
+        let needed = facts.user_agent.is_some()
+            && (bots
+                || redirect
+                    .link()
+                    .and_then(|l| l.routing())
+                    .is_some_and(|r| r.uses_device()));
+        let (mut known, ticket) = if needed {
+            self.b
+                .memo
+                .get(facts.recorded_user_agent(), || facts.ua_digest())
+        } else {
+            (UaFacts::default(), None)
+        };
+        let before = known;
+        let routed = self.route_known(parts, facts, redirect, ts, click_id, out, trace, &mut known);
+        if let Some(t) = ticket.filter(|_| known != before) {
+            self.b.memo.put(t, facts.recorded_user_agent(), known);
+        }
+        routed
+    }
+
+    /// [`route`](Self::route) with what is known of the User-Agent (`known`, from the memo),
+    /// adding what it computes.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn route_known(
+        &self,
+        parts: &Parts,
+        facts: &Facts<'_>,
+        redirect: &mut Redirect,
+        ts: i64,
+        click_id: ClickId,
+        out: &mut Outcome,
+        trace: Option<&mut Vec<RuleStep>>,
+        known: &mut UaFacts,
+    ) -> bool {
         let b = &self.b;
         let path = parts.uri.path();
         let query = parts.uri.query();
         #[cfg(feature = "fraud")]
         if let Some(d) = &b.bots {
-            let v: Verdict = d.classify_facts(&parts.method, facts, &parts.headers);
+            let v: Verdict = d.classify_facts(&parts.method, facts, &parts.headers, &mut known.bot);
             out.bot = Some(!v.is_human());
             if !v.is_human() {
                 out.preview = v.class == UaClass::Preview;
@@ -624,7 +678,7 @@ impl Gate {
             accept_language: facts.accept_language.map(HeaderValue::as_bytes),
             now_ms: ts,
         };
-        let (choice, label) = routing.choose_labelled(&visitor, click_id, trace);
+        let (choice, label) = routing.choose_labelled(&visitor, &mut known.device, click_id, trace);
         if let Some(t) = choice.target {
             redirect.retarget(t, path, query);
         }
@@ -830,8 +884,7 @@ impl Gate {
             f.prefetch(c, Some(key));
         }
         let u = b.unique.as_ref()?;
-        let ua = facts.user_agent.map_or(&[][..], HeaderValue::as_bytes);
-        let v = VisitorKey::from_click_ip(ip, bounded_bytes(ua, MAX_HEADER_BYTES), key);
+        let v = VisitorKey::from_click_ip_digest(ip, facts.ua_digest(), key);
         u.prefetch(v);
         Some(v)
     }

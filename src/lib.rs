@@ -98,6 +98,8 @@ mod spool;
 mod table;
 mod target;
 mod template;
+#[cfg(feature = "os")]
+mod ua_memo;
 
 #[cfg(feature = "os")]
 pub use click::{Click, ClickNotes, MAX_HEADER_BYTES};

@@ -475,6 +475,12 @@ impl Routing {
             && self.bot_target.is_none()
     }
 
+    /// Whether a rule asks for the visitor's device.
+    #[cfg(feature = "os")]
+    pub(crate) fn uses_device(&self) -> bool {
+        self.rules.iter().any(|r| !r.devices.is_empty())
+    }
+
     /// Picks the target for one visitor: first matching rule, else the split variant for `id`,
     /// else `None` (the link's own target). `trace`, when given, receives every rule tried.
     pub fn choose<'r>(
@@ -483,7 +489,7 @@ impl Routing {
         id: ClickId,
         trace: Option<&mut Vec<RuleStep>>,
     ) -> Choice<'r> {
-        self.choose_labelled(v, id, trace).0
+        self.choose_labelled(v, &mut None, id, trace).0
     }
 
     /// The label sets of label `i` (from [`choose_labelled`](Self::choose_labelled)) with each
@@ -494,16 +500,17 @@ impl Routing {
     }
 
     /// [`choose`](Self::choose), and the index of the choice's label when it has one: the rule's
-    /// index, or the number of rules plus the variant's index.
+    /// index, or the number of rules plus the variant's index. `device` is the visitor's
+    /// device if already known (`Some`), and receives it if a rule works it out.
     pub(crate) fn choose_labelled<'r>(
         &'r self,
         v: &Visitor<'_>,
+        device: &mut Option<Option<Device>>,
         id: ClickId,
         mut trace: Option<&mut Vec<RuleStep>>,
     ) -> (Choice<'r>, Option<usize>) {
-        let mut device = None;
         for (i, r) in self.rules.iter().enumerate() {
-            let outcome = r.test(v, &mut device);
+            let outcome = r.test(v, device);
             if let Some(t) = trace.as_deref_mut() {
                 t.push(RuleStep {
                     rule: r.name().to_string(),

@@ -595,3 +595,73 @@ fn unique_and_flood_flags_through_the_gate() {
         "{json}"
     );
 }
+
+/// The gate remembers, per thread, what each User-Agent alone decides (bot verdict, device):
+/// a remembered answer must be exactly the computed one, and one gate's answers never serve
+/// another gate with another detector. Every browser User-Agent of `tests/data` and a few bots,
+/// three rounds (the first computes, the others are answered from memory), on two gates whose
+/// detectors disagree about Googlebot and curl.
+#[test]
+fn remembered_user_agents_get_what_the_detector_and_rules_say() {
+    const BROWSERS: &str = include_str!("data/browser-user-agents.txt");
+    let mut uas: Vec<&str> = BROWSERS.lines().filter(|l| !l.trim().is_empty()).collect();
+    uas.extend([
+        GOOGLEBOT,
+        "curl/8.5.0",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Twitterbot/1.0",
+        IPHONE,
+        ANDROID,
+        DESKTOP,
+    ]);
+    let link = || {
+        Link::builder("/go/app", "https://example.com/app")
+            .rule(Rule::new("ios", "https://example.com/ios").device(Device::Ios))
+            .rule(Rule::new("android", "https://example.com/android").device(Device::Android))
+            .build()
+            .unwrap()
+    };
+    let strict = BotDetector::builder().build().unwrap();
+    let lenient = BotDetector::builder()
+        .add_pattern(linkgate::UaClass::Human, "Googlebot")
+        .unwrap()
+        .add_pattern(linkgate::UaClass::Human, "curl/8")
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(strict.classify_ua(b"curl/8.5.0").is_bot());
+    assert!(lenient.classify_ua(b"curl/8.5.0").is_human());
+    let (g1, guard1, sink1) = gate_with(vec![link()], |b| b.bots(strict.clone()));
+    let (g2, guard2, sink2) = gate_with(vec![link()], |b| b.bots(lenient.clone()));
+    let rounds = 3;
+    for _ in 0..rounds {
+        for ua in &uas {
+            for g in [&g1, &g2] {
+                let (loc, _) = get(g, "/go/app", &[("user-agent", ua)]);
+                let want = match Device::from_user_agent(ua.as_bytes()) {
+                    Some(Device::Ios) => "https://example.com/ios",
+                    Some(Device::Android) => "https://example.com/android",
+                    _ => "https://example.com/app",
+                };
+                assert_eq!(loc.as_deref(), Some(want), "{ua}");
+            }
+        }
+    }
+    drop((g1, g2));
+    let _ = guard1.shutdown(Duration::from_secs(5));
+    let _ = guard2.shutdown(Duration::from_secs(5));
+    for (sink, detector) in [(sink1, &strict), (sink2, &lenient)] {
+        let clicks = sink.clicks();
+        assert_eq!(clicks.len(), rounds * uas.len());
+        for (i, c) in clicks.iter().enumerate() {
+            let ua = uas[i % uas.len()];
+            let v = detector.classify_ua(ua.as_bytes());
+            assert_eq!(c.bot, Some(!v.is_human()), "{ua}");
+            assert_eq!(
+                c.bot_reason(),
+                v.reason_str().filter(|_| !v.is_human()),
+                "{ua}"
+            );
+        }
+    }
+}

@@ -638,12 +638,15 @@ impl BotDetector {
     }
 
     /// [`classify_headers`](Self::classify_headers) from headers the gate already scanned.
+    /// `known` is the gate's memo of [`ua_match`](Self::ua_match) for the (only) User-Agent:
+    /// used when set, filled when computed.
     #[cfg(feature = "os")]
     pub(crate) fn classify_facts(
         &self,
         method: &Method,
         facts: &crate::facts::Facts<'_>,
         headers: &HeaderMap,
+        known: &mut Option<Option<u32>>,
     ) -> Verdict {
         if facts.user_agents > 1 {
             return self.classify_headers(method, headers);
@@ -658,7 +661,7 @@ impl BotDetector {
         if facts.prefetch {
             return Verdict::fixed(UaClass::Bot, REASON_PREFETCH);
         }
-        self.classify_ua(ua.as_bytes())
+        self.verdict_of(*known.get_or_insert_with(|| self.ua_match(ua.as_bytes())))
     }
 
     /// Classifies a `User-Agent` value. An empty (or all-whitespace) one is a bot
@@ -668,10 +671,16 @@ impl BotDetector {
         if is_blank(ua) {
             return Verdict::fixed(UaClass::Bot, REASON_EMPTY_UA);
         }
+        self.verdict_of(self.ua_match(ua))
+    }
+
+    /// The entry of the highest-precedence pattern matching a non-blank `ua`, `None` if no
+    /// pattern matches (a human). What the gate memoises per User-Agent (see `ua_memo.rs`).
+    pub(crate) fn ua_match(&self, ua: &[u8]) -> Option<u32> {
         let inner = &*self.inner;
         if let Some(p) = &inner.prefilter {
             if !p.may_match(ua) {
-                return Verdict::HUMAN;
+                return None;
             }
         }
         let mut best = Slot { rank: 0, entry: 0 };
@@ -698,13 +707,20 @@ impl BotDetector {
                 }
             }
         }
-        if best.rank == 0 {
-            return Verdict::HUMAN;
-        }
-        let entry = &inner.entries[best.entry as usize];
-        Verdict {
-            class: entry.class,
-            reason: Some(entry.pattern.clone()),
+        (best.rank != 0).then_some(best.entry)
+    }
+
+    /// The verdict for what [`ua_match`](Self::ua_match) returned.
+    fn verdict_of(&self, entry: Option<u32>) -> Verdict {
+        match entry {
+            None => Verdict::HUMAN,
+            Some(i) => {
+                let entry = &self.inner.entries[i as usize];
+                Verdict {
+                    class: entry.class,
+                    reason: Some(entry.pattern.clone()),
+                }
+            }
         }
     }
 

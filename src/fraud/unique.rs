@@ -13,6 +13,7 @@ use super::sizing::{
     Line, MAX_MEMORY, SLOTS, StateConfigError, best_k, bucket, lines, millis, mix, query_fp,
     random_seed, range,
 };
+use crate::ua_memo::ua_digest;
 
 /// Buckets before the current one that are still checked: the window is 6 buckets long.
 const PREVIOUS: u64 = 6;
@@ -28,9 +29,11 @@ const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// One visitor on one key, hashed to 64 bits: what a [`UniqueFilter`] remembers.
 ///
-/// [`VisitorKey::new`] hashes the address, the User-Agent and the link key once with foldhash,
-/// seeded randomly once per process; the filter then mixes the value with its own seed. Two
-/// different visitors get the same key with probability 2⁻⁶⁴ per pair.
+/// [`VisitorKey::new`] hashes the address, a 64-bit digest of the User-Agent (the one the gate
+/// also keys its User-Agent memo with, so a request hashes its User-Agent once) and the link key
+/// with foldhash, seeded randomly once per process; the filter then mixes the value with its
+/// own seed. Two different visitors get the same key with probability about 2⁻⁶³ per pair (the
+/// digests or the keys colliding).
 ///
 /// ```
 /// use linkgate::VisitorKey;
@@ -53,6 +56,10 @@ impl VisitorKey {
     /// link `key`. An IPv4-mapped IPv6 address counts as the IPv4 address. Without an address
     /// every visitor with the same User-Agent is the same visitor.
     pub fn new(ip: Option<IpAddr>, user_agent: &[u8], key: &[u8]) -> VisitorKey {
+        Self::with_digest(ip, ua_digest(user_agent), key)
+    }
+
+    fn with_digest(ip: Option<IpAddr>, user_agent: u64, key: &[u8]) -> VisitorKey {
         let mut h = foldhash::fast::FixedState::with_seed(process_seed()).build_hasher();
         match ip.map(canonical) {
             None => h.write_u8(0),
@@ -71,9 +78,18 @@ impl VisitorKey {
     /// Like [`new`](Self::new) with the address as a [`Click`](crate::Click) records it, so a
     /// hashed address (`IpPolicy::Hash`) identifies visitors too.
     pub fn from_click_ip(ip: Option<&ClickIp>, user_agent: &[u8], key: &[u8]) -> VisitorKey {
+        Self::from_click_ip_digest(ip, ua_digest(user_agent), key)
+    }
+
+    /// [`from_click_ip`](Self::from_click_ip) with the User-Agent's `ua_digest`.
+    pub(crate) fn from_click_ip_digest(
+        ip: Option<&ClickIp>,
+        user_agent: u64,
+        key: &[u8],
+    ) -> VisitorKey {
         match ip {
-            None => Self::new(None, user_agent, key),
-            Some(ClickIp::Addr(a)) => Self::new(Some(*a), user_agent, key),
+            None => Self::with_digest(None, user_agent, key),
+            Some(ClickIp::Addr(a)) => Self::with_digest(Some(*a), user_agent, key),
             Some(ClickIp::Hashed(x)) => {
                 let mut h = foldhash::fast::FixedState::with_seed(process_seed()).build_hasher();
                 h.write_u8(1);
@@ -83,10 +99,8 @@ impl VisitorKey {
         }
     }
 
-    fn finish(mut h: foldhash::fast::FoldHasher, user_agent: &[u8], key: &[u8]) -> VisitorKey {
-        // Length prefix: ("ab", "c") and ("a", "bc") differ.
-        h.write_usize(user_agent.len());
-        h.write(user_agent);
+    fn finish(mut h: foldhash::fast::FoldHasher, user_agent: u64, key: &[u8]) -> VisitorKey {
+        h.write_u64(user_agent);
         h.write(key);
         VisitorKey(h.finish())
     }
