@@ -366,11 +366,12 @@ impl GateBuilder {
 /// call, without locks or I/O. Cheap to clone; shares the table and recorder.
 ///
 /// **Memory per thread.** What a `User-Agent` alone decides (the bot verdict, the device the
-/// targeting rules ask for) is remembered per thread, for the 256 User-Agents of up to 304 bytes
-/// seen last (direct-mapped by hash, compared byte for byte): about 84 KiB for each thread that
-/// calls [`handle`](Self::handle) with a bot detector or a device rule in play, allocated on the
-/// first such call and freed when the thread ends. A remembered answer is exactly the computed
-/// one; one gate never answers from another's entries.
+/// targeting rules ask for) is remembered per thread in 256 slots, one User-Agent of up to 304
+/// bytes each (direct-mapped by hash, compared byte for byte; a User-Agent takes its slot when
+/// it misses there twice in a row, so one-off User-Agents do not evict common ones): 86 KiB for
+/// each thread that calls [`handle`](Self::handle) with a bot detector or a device rule in
+/// play, allocated on the first such call and freed when the thread ends. A remembered answer
+/// is exactly the computed one; one gate never answers from another's entries.
 ///
 /// ```
 /// use linkgate::{ClickRecorder, Decision, Gate, Link, LinkTable, MemorySink};

@@ -6,17 +6,17 @@
 //! never changes. Real traffic repeats a few User-Agents over and over: since User-Agent
 //! reduction, Chrome and Edge send `Chrome/131.0.0.0` whatever the build, so one string covers
 //! every desktop Chrome of a version and platform. Each thread that calls `Gate::handle` keeps
-//! the answers for the User-Agents it saw last.
+//! the answers for the User-Agents it sees again and again.
 //!
 //! - **Exact.** An entry answers only for the same gate and the same bytes (compared in full,
 //!   not only by hash): a hit returns exactly what computing would. A miss computes, then
 //!   stores; answers the request did not need (a device when no rule asks) stay uncomputed.
 //! - **Bounded.** [`SLOTS`] direct-mapped entries per thread, each holding a User-Agent of up
-//!   to [`MAX_UA`] bytes inline (longer ones are computed every time): 84 KiB per thread,
-//!   allocated on the thread's first store and freed when the thread ends. A new User-Agent
-//!   replaces whichever entry its hash picks; many distinct User-Agents (a flood of random
-//!   ones) only cost the misses: 5 % more instructions in the full gate than without the memo
-//!   (see `BENCHMARKS.md`).
+//!   to [`MAX_UA`] bytes inline (longer ones are computed every time): 86 KiB per thread,
+//!   allocated on the thread's first store and freed when the thread ends. A User-Agent that
+//!   misses twice in a row at its slot (no other miss there in between) replaces the entry;
+//!   one seen once only leaves its hash. So a flood of one-off User-Agents neither evicts the
+//!   common ones nor pays for copying itself in.
 //! - **No sharing, no locks.** Threads never see each other's entries.
 
 use std::cell::RefCell;
@@ -71,6 +71,10 @@ pub(crate) fn ua_digest(ua: &[u8]) -> u64 {
 struct Entry {
     owner: u64,
     hash: u64,
+    /// The hash of the last User-Agent that missed here: one seen a second time replaces the
+    /// entry, one seen once does not (a stream of one-off User-Agents leaves the entries of the
+    /// common ones alone, and costs only this write).
+    pending: u64,
     facts: UaFacts,
     len: u16,
     ua: [u8; MAX_UA],
@@ -79,6 +83,7 @@ struct Entry {
 const EMPTY: Entry = Entry {
     owner: 0,
     hash: 0,
+    pending: 0,
     facts: UaFacts {
         #[cfg(feature = "fraud")]
         bot: None,
@@ -122,7 +127,8 @@ impl UaMemo {
         (facts, Some(Ticket { hash }))
     }
 
-    /// Remembers `facts` for `ua` (the User-Agent `ticket` came from) on this thread.
+    /// Remembers `facts` for `ua` (the User-Agent `ticket` came from) on this thread: updates
+    /// its entry, or takes its slot if `ua` missed there last too (see `Entry::pending`).
     pub(crate) fn put(&self, ticket: Ticket, ua: &[u8], facts: UaFacts) {
         let Ok(len) = u16::try_from(ua.len()) else {
             return;
@@ -136,11 +142,17 @@ impl UaMemo {
                 *m = (0..SLOTS).map(|_| EMPTY).collect();
             }
             let e = &mut m[slot(ticket.hash)];
-            e.owner = self.owner;
-            e.hash = ticket.hash;
-            e.facts = facts;
-            e.len = len;
-            e.ua[..ua.len()].copy_from_slice(ua);
+            if e.owner == self.owner && e.hash == ticket.hash && e.ua[..usize::from(e.len)] == *ua {
+                e.facts = facts; // more of the same User-Agent's answers
+            } else if e.pending != ticket.hash {
+                e.pending = ticket.hash; // first sighting: remember only that
+            } else {
+                e.owner = self.owner;
+                e.hash = ticket.hash;
+                e.facts = facts;
+                e.len = len;
+                e.ua[..ua.len()].copy_from_slice(ua);
+            }
         });
     }
 }
@@ -171,6 +183,9 @@ mod tests {
         let ua = b"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)";
         let (f, t) = get(&a, ua);
         assert_eq!(f, UaFacts::default());
+        // Seen once: only its hash is kept. Seen again: stored.
+        a.put(t.unwrap(), ua, device(Device::Ios));
+        assert_eq!(get(&a, ua).0, UaFacts::default());
         a.put(t.unwrap(), ua, device(Device::Ios));
         assert_eq!(get(&a, ua).0, device(Device::Ios));
         // Another gate, or other bytes (one byte or one length apart), are not answered.
@@ -188,13 +203,14 @@ mod tests {
         assert!(get(&a, &long).1.is_none());
         let fits = vec![b'a'; MAX_UA];
         a.put(get(&a, &fits).1.unwrap(), &fits, device(Device::Desktop));
+        a.put(get(&a, &fits).1.unwrap(), &fits, device(Device::Desktop));
         assert_eq!(get(&a, &fits).0, device(Device::Desktop));
     }
 
     #[test]
     fn memory_is_as_documented() {
-        // `Gate`'s docs and the module docs say 84 KiB per thread.
-        assert_eq!(std::mem::size_of::<Entry>() * SLOTS, 84 << 10);
+        // `Gate`'s docs and the module docs say 86 KiB per thread.
+        assert_eq!(std::mem::size_of::<Entry>() * SLOTS, 86 << 10);
     }
 
     #[test]
@@ -208,10 +224,22 @@ mod tests {
             .find(|u| slot(get(&m, u).1.unwrap().hash) == slot(t0.hash))
             .unwrap();
         m.put(t0, &first, device(Device::Android));
+        m.put(t0, &first, device(Device::Android));
+        assert_eq!(get(&m, &first).0, device(Device::Android));
         let t1 = get(&m, &second).1.unwrap();
         assert_eq!(get(&m, &second).0, UaFacts::default());
+        // One miss of the other User-Agent leaves the entry; a second in a row takes it.
+        m.put(t1, &second, device(Device::Desktop));
+        assert_eq!(get(&m, &first).0, device(Device::Android));
         m.put(t1, &second, device(Device::Desktop));
         assert_eq!(get(&m, &second).0, device(Device::Desktop));
         assert_eq!(get(&m, &first).0, UaFacts::default());
+        // More answers for a stored User-Agent update its entry at once.
+        let more = UaFacts {
+            device: Some(Some(Device::Ios)),
+            ..UaFacts::default()
+        };
+        m.put(t1, &second, more);
+        assert_eq!(get(&m, &second).0, more);
     }
 }
