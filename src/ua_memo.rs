@@ -30,6 +30,7 @@ use crate::rules::Device;
 const SLOTS: usize = 256;
 /// The longest User-Agent memoised, in bytes (every browser User-Agent of `tests/data` fits).
 const MAX_UA: usize = 304;
+const _: () = assert!(MAX_UA <= u16::MAX as usize); // `Entry::len`
 
 /// What a User-Agent alone decides, as far as computed (`None`: not yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -118,8 +119,7 @@ impl UaMemo {
             .try_with(|m| {
                 let m = m.try_borrow().ok()?;
                 let e = m.get(slot(hash))?;
-                (e.owner == self.owner && e.hash == hash && &e.ua[..usize::from(e.len)] == ua)
-                    .then_some(e.facts)
+                self.holds(e, hash, ua).then_some(e.facts)
             })
             .ok()
             .flatten()
@@ -130,9 +130,9 @@ impl UaMemo {
     /// Remembers `facts` for `ua` (the User-Agent `ticket` came from) on this thread: updates
     /// its entry, or takes its slot if `ua` missed there last too (see `Entry::pending`).
     pub(crate) fn put(&self, ticket: Ticket, ua: &[u8], facts: UaFacts) {
-        let Ok(len) = u16::try_from(ua.len()) else {
-            return;
-        };
+        if ua.len() > MAX_UA {
+            return; // no ticket is given for one (see `get`)
+        }
         // A thread being torn down, or a re-entrant call: forget rather than fail.
         let _ = MEMO.try_with(|m| {
             let Ok(mut m) = m.try_borrow_mut() else {
@@ -142,7 +142,7 @@ impl UaMemo {
                 *m = (0..SLOTS).map(|_| EMPTY).collect();
             }
             let e = &mut m[slot(ticket.hash)];
-            if e.owner == self.owner && e.hash == ticket.hash && e.ua[..usize::from(e.len)] == *ua {
+            if self.holds(e, ticket.hash, ua) {
                 e.facts = facts; // more of the same User-Agent's answers
             } else if e.pending != ticket.hash {
                 e.pending = ticket.hash; // first sighting: remember only that
@@ -150,10 +150,18 @@ impl UaMemo {
                 e.owner = self.owner;
                 e.hash = ticket.hash;
                 e.facts = facts;
-                e.len = len;
+                e.len = ua.len() as u16; // at most MAX_UA
                 e.ua[..ua.len()].copy_from_slice(ua);
             }
         });
+    }
+}
+
+impl UaMemo {
+    /// Whether `e` is this gate's entry for `ua` (with memo hash `hash`).
+    #[inline]
+    fn holds(&self, e: &Entry, hash: u64, ua: &[u8]) -> bool {
+        e.owner == self.owner && e.hash == hash && e.ua[..usize::from(e.len)] == *ua
     }
 }
 
