@@ -34,8 +34,10 @@ fn seed() -> u64 {
     (&b as *const u8 as u64).rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15
 }
 
+/// A random odd 64-bit value from the OS (the clock and a stack address if the OS has no
+/// randomness): the seed of each thread's id generator, and of `ua_memo::ua_digest`.
 #[cfg(feature = "os")]
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let mut b = [0u8; 8];
     if getrandom::fill(&mut b).is_err() {
         // No OS randomness: fall back to the clock and the thread's stack address.

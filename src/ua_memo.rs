@@ -60,12 +60,7 @@ pub(crate) struct Ticket {
 /// request hashes its User-Agent once.
 pub(crate) fn ua_digest(ua: &[u8]) -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
-    let seed = *SEED.get_or_init(|| {
-        let mut b = [0u8; 8];
-        // Without OS randomness the digest is still a good hash, only predictable.
-        let _ = getrandom::fill(&mut b);
-        u64::from_le_bytes(b)
-    });
+    let seed = *SEED.get_or_init(crate::click_id::seed);
     foldhash::fast::FixedState::with_seed(seed).hash_one(ua)
 }
 
