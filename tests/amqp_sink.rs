@@ -217,12 +217,15 @@ impl Drop for Broker {
 }
 
 /// Records `n` clicks (waiting for room rather than dropping), calling `mid` once after
-/// `n / 2`; returns the recorded ids and the final stats, with the invariant checked.
+/// `n / 2`; returns the recorded ids and the final stats, with the invariant checked. If `mid`
+/// hands back a thread (an outage happening in the background), recording goes on, paced,
+/// until that thread has finished, and then for [`AFTER`] more clicks: so the outage always
+/// lands while clicks are flowing, and the sink has to write after it.
 fn run(
     sink: AmqpSink,
     n: usize,
     retry: RetryPolicy,
-    mid: impl FnOnce(&linkgate::DrainGuard),
+    mid: impl FnOnce(&linkgate::DrainGuard) -> Option<std::thread::JoinHandle<()>>,
 ) -> (HashSet<String>, Stats) {
     let (recorder, guard) = ClickRecorder::builder(sink)
         .max_batch(1024)
@@ -233,18 +236,38 @@ fn run(
         .unwrap();
     let mut ids = HashSet::with_capacity(n);
     let mut mid = Some(mid);
-    for i in 0..n {
-        if i == n / 2 {
-            (mid.take().unwrap())(&guard);
-        }
+    let mut outage = None;
+    let mut record = |i: usize| {
         let c = click(i);
         ids.insert(id_of(&c));
         assert_eq!(recorder.record(c), Recorded::Queued);
+    };
+    for i in 0..n {
+        if i == n / 2 {
+            outage = (mid.take().unwrap())(&guard);
+        }
+        record(i);
+    }
+    if let Some(outage) = outage {
+        let mut i = n;
+        while !outage.is_finished() {
+            record(i);
+            i += 1;
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        outage.join().expect("the outage thread");
+        for _ in 0..AFTER {
+            record(i);
+            i += 1;
+        }
     }
     let stats = guard.shutdown(GUARD);
     assert!(pipeline::reconciles(&stats), "{stats:?}");
     (ids, stats)
 }
+
+/// Clicks [`run`] records after a background outage has finished.
+const AFTER: usize = 4_096;
 
 fn sink(exchange: &str, queue: &str) -> AmqpSink {
     AmqpSink::new(url())
@@ -272,7 +295,7 @@ fn hundred_thousand_clicks_reach_a_bound_queue() {
     let mut broker = Broker::connect();
     broker.exchanges.push(ex.clone());
     // The sink declares the exchange, the queue and the binding itself.
-    let (ids, stats) = run(sink(&ex, &q), 100_000, RetryPolicy::default(), |_| {});
+    let (ids, stats) = run(sink(&ex, &q), 100_000, RetryPolicy::default(), |_| None);
     assert_eq!(
         (stats.recorded, stats.delivered, stats.dropped, stats.failed),
         (100_000, 100_000, 0, 0),
@@ -312,7 +335,11 @@ fn wait_delivering(guard: &linkgate::DrainGuard) {
     }
 }
 
-fn outage_test(name: &str, outage: impl FnOnce(&linkgate::DrainGuard)) {
+fn outage_test(
+    name: &str,
+    outage: impl FnOnce(&linkgate::DrainGuard) -> Option<std::thread::JoinHandle<()>>,
+    min_retries: u64,
+) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (ex, q) = (unique(name), unique(name));
     let mut broker = Broker::connect();
@@ -322,8 +349,8 @@ fn outage_test(name: &str, outage: impl FnOnce(&linkgate::DrainGuard)) {
     let (ids, stats) = run(sink(&ex, &q), 60_000, patient(), outage);
     assert_eq!((stats.dropped, stats.failed), (0, 0), "{stats:?}");
     assert!(
-        stats.retries >= 1,
-        "the outage cost at least one retry: {stats:?}"
+        stats.retries >= min_retries,
+        "the outage cost at least {min_retries} retries: {stats:?}"
     );
     let mut broker = Broker::connect();
     broker.exchanges.push(ex.clone());
@@ -343,10 +370,27 @@ fn outage_test(name: &str, outage: impl FnOnce(&linkgate::DrainGuard)) {
 
 #[test]
 fn connections_closed_mid_stream_lose_nothing() {
-    outage_test("closed", |guard| {
-        wait_delivering(guard);
-        rabbitmqctl(&["close_all_connections", "test"]);
-    });
+    // The close lands while clicks flow (`run` goes on recording until it has). The sink
+    // may notice it in the middle of a batch (a retry) or before the next one (it reconnects
+    // first, no retry): either way nothing may be lost, and the close must have hit the sink.
+    outage_test(
+        "closed",
+        |guard| {
+            wait_delivering(guard);
+            Some(std::thread::spawn(|| {
+                let out = Command::new("rabbitmqctl")
+                    .args(["close_all_connections", "test"])
+                    .output()
+                    .expect("rabbitmqctl runs");
+                let said = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && !said.contains("Closed 0 connections"),
+                    "close_all_connections closed the sink's connection: {said}"
+                );
+            }))
+        },
+        0,
+    );
 }
 
 /// Starts the broker app again even if the test fails while it is stopped.
@@ -359,18 +403,23 @@ impl Drop for Restart {
 
 #[test]
 fn broker_stopped_for_seconds_mid_stream_loses_nothing() {
-    outage_test("stopped", |guard| {
-        wait_delivering(guard);
-        let restart = Restart;
-        rabbitmqctl(&["stop_app"]);
-        // The recording goes on while the broker is away; it comes back in the background.
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(3));
-            rabbitmqctl(&["start_app"]);
-            rabbitmqctl(&["await_startup"]);
-            drop(restart);
-        });
-    });
+    outage_test(
+        "stopped",
+        |guard| {
+            wait_delivering(guard);
+            let restart = Restart;
+            rabbitmqctl(&["stop_app"]);
+            // The recording goes on while the broker is away; it comes back in the background.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(3));
+                rabbitmqctl(&["start_app"]);
+                rabbitmqctl(&["await_startup"]);
+                drop(restart);
+            });
+            None
+        },
+        1,
+    );
 }
 
 #[test]
@@ -401,7 +450,7 @@ fn returned_message_fails_the_batch_and_names_the_return() {
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
         },
-        |_| {},
+        |_| None,
     );
     assert_eq!((stats.delivered, stats.failed), (0, 50), "{stats:?}");
     assert!(stats.last_error.unwrap().contains("312 NO_ROUTE"));
