@@ -918,13 +918,13 @@ impl Gate {
             });
         }
         if let (Some(f), Some(ip)) = (&b.flood, client) {
-            let v = if dry {
-                f.peek(ip, Some(&click.key), ts)
+            let reason = if dry {
+                f.peek(ip, Some(&click.key), ts).reason
             } else {
-                f.check(ip, Some(&click.key), ts)
+                f.check_flag(ip, Some(&click.key), ts)
             };
-            out.suspicious = Some(v.flagged);
-            out.suspicious_reason = v.reason;
+            out.suspicious = Some(reason.is_some());
+            out.suspicious_reason = reason;
         }
     }
 

@@ -126,9 +126,12 @@ pub struct FloodVerdict {
 /// counter is one `u64`: 32 bits of bucket number and 32 bits of count. A counter whose
 /// bucket number is not the caller's is reset by the first click that finds it (one
 /// compare-exchange), so the state rotates with no clearing pass, no lock and no pause.
-/// A check costs `rows` cache lines. A counter saturates at 2³² − 1 clicks per bucket and a
-/// bucket number repeats every 2³² buckets (over 1 000 years at the default window); callers'
-/// clocks must agree to within a bucket.
+/// A check costs `rows` cache lines. The [`Gate`](crate::Gate) needs only the flag, so it stops
+/// reading counts at the first row within the limit (the minimum is then within it too): a
+/// click that is not part of a flood reads one row's counters (it still counts in every row).
+/// A counter saturates at 2³² − 1 clicks per bucket and a bucket number repeats every 2³²
+/// buckets (over 1 000 years at the default window); callers' clocks must agree to within a
+/// bucket.
 pub struct FloodDetector {
     cells: Box<[Line]>,
     width: usize,
@@ -153,6 +156,43 @@ impl FloodDetector {
     /// allocation.
     #[inline]
     pub fn check(&self, ip: IpAddr, key: Option<&[u8]>, now_ms: i64) -> FloodVerdict {
+        let (b, idx, keyed) = self.count_click(ip, key, now_ms);
+        let count = idx[..self.rows]
+            .iter()
+            .map(|&i| sum(&self.cells[i].0, b))
+            .min()
+            .unwrap_or(0);
+        self.verdict(count, keyed)
+    }
+
+    /// [`check`](Self::check) for a caller that needs only the flag: the reason if flagged.
+    /// The click is counted in every row all the same; only the reading stops early, at the
+    /// first row whose count is within the limit (then so is the minimum). So a click that is
+    /// not part of a flood, nearly every click, reads one row's counters instead of all.
+    #[inline]
+    pub(crate) fn check_flag(
+        &self,
+        ip: IpAddr,
+        key: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Option<&'static str> {
+        let (b, idx, keyed) = self.count_click(ip, key, now_ms);
+        let limit = u64::from(self.limit);
+        idx[..self.rows]
+            .iter()
+            .all(|&i| sum(&self.cells[i].0, b) > limit)
+            .then_some(reason(keyed))
+    }
+
+    /// Adds the click to its counter in each row; returns the bucket, the rows' cells and
+    /// whether the key was counted.
+    #[inline]
+    fn count_click(
+        &self,
+        ip: IpAddr,
+        key: Option<&[u8]>,
+        now_ms: i64,
+    ) -> (u64, [usize; MAX_ROWS], bool) {
         let b = bucket(now_ms, self.bucket_ms);
         let (h, keyed) = self.hash(ip, key);
         let slot = (b % SLOTS as u64) as usize;
@@ -167,12 +207,7 @@ impl FloodDetector {
         for r in 0..self.rows {
             bump(&self.cells[idx[r]].0[slot], b as u32, seen[r]);
         }
-        let count = idx[..self.rows]
-            .iter()
-            .map(|&i| sum(&self.cells[i].0, b))
-            .min()
-            .unwrap_or(0);
-        self.verdict(count, keyed)
+        (b, idx, keyed)
     }
 
     /// Starts loading the `rows` cache lines [`check`](Self::check) will need for this
@@ -250,11 +285,7 @@ impl FloodDetector {
             count,
             limit: self.limit,
             flagged,
-            reason: flagged.then_some(if keyed {
-                FLOOD_SOURCE_KEY
-            } else {
-                FLOOD_SOURCE
-            }),
+            reason: flagged.then_some(reason(keyed)),
         }
     }
 
@@ -289,6 +320,15 @@ impl FloodDetector {
             _ => false,
         };
         (h.finish(), keyed)
+    }
+}
+
+/// The reason of a flagged click: counted per source and key, or per source.
+fn reason(keyed: bool) -> &'static str {
+    if keyed {
+        FLOOD_SOURCE_KEY
+    } else {
+        FLOOD_SOURCE
     }
 }
 
@@ -501,6 +541,46 @@ mod tests {
         let w = AtomicU64::new(u64::from(u32::MAX) << 32 | 9);
         bump(&w, 7);
         assert_eq!(w.load(Ordering::Relaxed), 7 << 32 | 1);
+    }
+
+    #[test]
+    fn check_flag_flags_exactly_what_check_flags() {
+        // Two detectors with the same seed see the same clicks, one through `check`, one
+        // through `check_flag`. A tiny sketch (64 cells per row, 300 sources, a 200 ms
+        // window) makes rows collide, so the rows' counts differ and the early stop is
+        // exercised both ways; per-key counting and the window passing are in the mix.
+        for per_key in [false, true] {
+            let build = || {
+                FloodDetector::builder()
+                    .limit(5)
+                    .rows(4)
+                    .per_key(per_key)
+                    .window(Duration::from_millis(200))
+                    .memory_bytes(std::mem::size_of::<FloodDetector>() + 64 * 4 * 64)
+                    .seed(7)
+                    .build()
+                    .unwrap()
+            };
+            let (full, flag) = (build(), build());
+            let (mut flagged, mut unflagged) = (0, 0);
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            for i in 0..20_000i64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let ip = IpAddr::from([10, 0, (x % 2) as u8, (x % 150) as u8]);
+                let key = [b'k', (x >> 8) as u8 % 3];
+                let t = 1_800_000_000_000 + i;
+                let v = full.check(ip, Some(&key), t);
+                assert_eq!(flag.check_flag(ip, Some(&key), t), v.reason, "click {i}");
+                if v.flagged {
+                    flagged += 1;
+                } else {
+                    unflagged += 1;
+                }
+            }
+            assert!(flagged > 100 && unflagged > 100, "{flagged} / {unflagged}");
+        }
     }
 
     #[test]
