@@ -13,6 +13,8 @@
 //!     click build, `ClickRecorder::record` — with the drain thread emptying the channel into the
 //!     no-op sink `()` (capacity 262 144, so it never fills; the drop count is printed after the
 //!     group);
+//!   - `gate_static_unshared_headers`: `gate_static` with `&'static` header values, whose clones
+//!     write no reference count (see `parts_static_headers`);
 //!   - `gate_template_tagged`: the same for a link with a `{click_id}` template target and one tag.
 //! - `tagged_table`: `resolve_path` and `gate_static` again on a table where every one of the
 //!   10 000 links has one tag.
@@ -52,6 +54,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use http::HeaderValue;
 use http::request::Parts;
 use linkgate::{
     Click, ClickId, ClickRecorder, ClickSink, Decision, Gate, JsonLinesSink, Link, LinkTable,
@@ -124,6 +127,20 @@ fn parts(path: &str) -> Parts {
         .0
 }
 
+/// [`parts`] with every header value `&'static` (`HeaderValue::from_static`): cloning one into
+/// the click writes no reference count. With [`parts`] the bench reuses one request, so the
+/// drain thread decrements the very counts the request thread increments (two cores on the
+/// same cache lines: User-Agent and Referer); a server gets fresh header buffers per
+/// connection, which the drain touches long after. The two benches bracket that cost.
+fn parts_static_headers(path: &str) -> Parts {
+    let mut p = parts(path);
+    for v in p.headers.values_mut() {
+        let s: &'static str = String::from(v.to_str().unwrap()).leak();
+        *v = HeaderValue::from_static(s);
+    }
+    p
+}
+
 fn ip() -> IpAddr {
     "203.0.113.77".parse().unwrap()
 }
@@ -191,6 +208,10 @@ fn bench_gate_vs_resolve(c: &mut Criterion) {
     });
     g.bench_function("gate_static", |b| {
         b.iter(|| black_box(gate.handle(black_box(&p_static), Some(ip))))
+    });
+    let p_unshared = parts_static_headers(STATIC_KEY);
+    g.bench_function("gate_static_unshared_headers", |b| {
+        b.iter(|| black_box(gate.handle(black_box(&p_unshared), Some(ip))))
     });
     g.bench_function("gate_template_tagged", |b| {
         b.iter(|| black_box(gate.handle(black_box(&p_template), Some(ip))))
