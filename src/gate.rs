@@ -463,19 +463,26 @@ impl Gate {
         };
         #[cfg(feature = "fraud")]
         self.prefetch_source(client);
+        let facts = Facts::scan(&parts.headers, b.country.as_ref());
+        // The address as the click records it.
+        let ip = client.and_then(|c| b.ip.apply(c));
+        // The unique filter's line for the key the click most likely carries, loading while
+        // the table is searched (see `prefetch_visitor`).
+        #[cfg(feature = "fraud")]
+        let early = self
+            .checks_visitors()
+            .then(|| self.prefetch_visitor_for(unmatched_key(parts), &facts, client, ip.as_ref()))
+            .flatten();
         let mut redirect = b.table.resolve_uri_raw(&parts.uri);
         if redirect.is_default() && b.unknown == UnknownPolicy::Pass {
             return Decision::Pass;
         }
         let ts = (b.clock)();
         let click_id = ClickId::at(ts);
-        let facts = Facts::scan(&parts.headers, b.country.as_ref());
         let mut out = Outcome::default();
-        // The address as the click records it.
-        let ip = client.and_then(|c| b.ip.apply(c));
         #[cfg(feature = "fraud")]
         let (visitor, matched) = (
-            self.prefetch_visitor(parts, &facts, client, ip.as_ref(), &redirect),
+            self.prefetch_visitor(parts, &facts, client, ip.as_ref(), &redirect, early),
             redirect.matched(),
         );
         if !self.route(parts, &facts, &mut redirect, ts, click_id, &mut out, None) {
@@ -858,10 +865,16 @@ impl Gate {
         }
     }
 
-    /// Computes the unique filter's key for the click this request will record (`ip` as the
-    /// click records it) and starts loading its cache line, and the flood sketch's rows when
-    /// they depend on the link, so that their misses overlap the rules and the click instead
-    /// of following them. Returns the key for [`check_visitor`](Self::check_visitor).
+    /// The unique filter's key for the click this request will record (`ip` as the click
+    /// records it) once the link is known, with its cache line (and the flood sketch's rows
+    /// when they depend on the link) loading, so that their misses overlap the rules and the
+    /// click instead of following them. `early` is what [`prefetch_visitor_for`] did before
+    /// the resolve for the request's own path: the key of a link is that path whenever the
+    /// path is already normal (`/go/summer-deal`), and a default-redirect click carries the
+    /// path, so the line is usually on its way already. Returns the key for
+    /// [`check_visitor`](Self::check_visitor).
+    ///
+    /// [`prefetch_visitor_for`]: Self::prefetch_visitor_for
     #[cfg(feature = "fraud")]
     fn prefetch_visitor(
         &self,
@@ -870,18 +883,44 @@ impl Gate {
         client: Option<IpAddr>,
         ip: Option<&ClickIp>,
         r: &Redirect,
+        early: Option<VisitorKey>,
     ) -> Option<VisitorKey> {
-        let b = &self.b;
-        let per_key_flood = b.flood.as_ref().filter(|f| f.per_key());
-        if b.unique.is_none() && per_key_flood.is_none() {
+        if !self.checks_visitors() {
             return None;
         }
         // The key the click will carry (see `click`).
         let key = match r.link() {
             Some(l) => &l.key_bytes()[..],
-            None => unmatched_key(parts),
+            None => return early,
         };
-        if let (Some(f), Some(c)) = (per_key_flood, client) {
+        if key == unmatched_key(parts) {
+            return early;
+        }
+        self.prefetch_visitor_for(key, facts, client, ip)
+    }
+
+    /// Whether clicks get a unique check or a per-key flood check: the checks whose state
+    /// depends on the click's key.
+    #[cfg(feature = "fraud")]
+    #[inline]
+    fn checks_visitors(&self) -> bool {
+        let b = &self.b;
+        b.unique.is_some() || b.flood.as_ref().is_some_and(|f| f.per_key())
+    }
+
+    /// Starts loading what the unique and per-key flood checks of a click with `key` need,
+    /// and returns its unique-filter key (`None` without a unique filter).
+    #[cfg(feature = "fraud")]
+    #[inline]
+    fn prefetch_visitor_for(
+        &self,
+        key: &[u8],
+        facts: &Facts<'_>,
+        client: Option<IpAddr>,
+        ip: Option<&ClickIp>,
+    ) -> Option<VisitorKey> {
+        let b = &self.b;
+        if let (Some(f), Some(c)) = (b.flood.as_ref().filter(|f| f.per_key()), client) {
             f.prefetch(c, Some(key));
         }
         let u = b.unique.as_ref()?;
