@@ -469,10 +469,11 @@ impl Gate {
         // The unique filter's line for the key the click most likely carries, loading while
         // the table is searched (see `prefetch_visitor`).
         #[cfg(feature = "fraud")]
-        let early = self
-            .checks_visitors()
-            .then(|| self.prefetch_visitor_for(unmatched_key(parts), &facts, client, ip.as_ref()))
-            .flatten();
+        let early = self.checks_visitors().then(|| {
+            let path_key = unmatched_key(parts);
+            let v = self.prefetch_visitor_for(path_key, &facts, client, ip.as_ref());
+            (path_key, v)
+        });
         let mut redirect = b.table.resolve_uri_raw(&parts.uri);
         if redirect.is_default() && b.unknown == UnknownPolicy::Pass {
             return Decision::Pass;
@@ -482,7 +483,7 @@ impl Gate {
         let mut out = Outcome::default();
         #[cfg(feature = "fraud")]
         let (visitor, matched) = (
-            self.prefetch_visitor(parts, &facts, client, ip.as_ref(), &redirect, early),
+            self.prefetch_visitor(&facts, client, ip.as_ref(), &redirect, early),
             redirect.matched(),
         );
         if !self.route(parts, &facts, &mut redirect, ts, click_id, &mut out, None) {
@@ -868,32 +869,29 @@ impl Gate {
     /// The unique filter's key for the click this request will record (`ip` as the click
     /// records it) once the link is known, with its cache line (and the flood sketch's rows
     /// when they depend on the link) loading, so that their misses overlap the rules and the
-    /// click instead of following them. `early` is what [`prefetch_visitor_for`] did before
-    /// the resolve for the request's own path: the key of a link is that path whenever the
-    /// path is already normal (`/go/summer-deal`), and a default-redirect click carries the
-    /// path, so the line is usually on its way already. Returns the key for
-    /// [`check_visitor`](Self::check_visitor).
+    /// click instead of following them. `early` is set when the gate has such checks: the
+    /// request's own path as a click key, and what [`prefetch_visitor_for`] returned for it
+    /// before the resolve. The key of a link is that path whenever the path is already normal
+    /// (`/go/summer-deal`), and a default-redirect click carries the path, so the line is
+    /// usually on its way already. Returns the key for [`check_visitor`](Self::check_visitor).
     ///
     /// [`prefetch_visitor_for`]: Self::prefetch_visitor_for
     #[cfg(feature = "fraud")]
     fn prefetch_visitor(
         &self,
-        parts: &Parts,
         facts: &Facts<'_>,
         client: Option<IpAddr>,
         ip: Option<&ClickIp>,
         r: &Redirect,
-        early: Option<VisitorKey>,
+        early: Option<(&[u8], Option<VisitorKey>)>,
     ) -> Option<VisitorKey> {
-        if !self.checks_visitors() {
-            return None;
-        }
+        let (path_key, early) = early?;
         // The key the click will carry (see `click`).
         let key = match r.link() {
             Some(l) => &l.key_bytes()[..],
             None => return early,
         };
-        if key == unmatched_key(parts) {
+        if key == path_key {
             return early;
         }
         self.prefetch_visitor_for(key, facts, client, ip)
