@@ -17,7 +17,8 @@
 //!   `HashSet<u64>` insert into a set kept at 1 024 entries: cache-resident);
 //! - `flood_new_source`, `flood_per_key_new_source` (fresh sources: 4 cache misses),
 //!   `flood_rows2_new_source` (the same with `rows(2)`, filled the same way: 2 misses) and
-//!   `flood_repeat` (one source, flagged) against the same baselines.
+//!   `flood_repeat` (one source, flagged) against the same baselines, and
+//!   `flood_repeat_contended` (that source checked by a second thread at the same time).
 //!
 //! After the group, a custom section measures the same calls in alternating loops of 1 M calls
 //! (5 passes, median) and prints each as a ratio to the `random_fetch_or` and `foldhash`
@@ -32,7 +33,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
@@ -203,6 +204,20 @@ fn main() {
     });
     g.bench_function("flood_repeat", |b| {
         b.iter(|| flood.check(black_box(ip), None, now))
+    });
+    // The same flooding source checked from two threads at once, as when two request threads
+    // serve one click flood: another thread checks it in a loop while this one is timed.
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                black_box(flood.check(black_box(ip), None, now));
+            }
+        });
+        g.bench_function("flood_repeat_contended", |b| {
+            b.iter(|| flood.check(black_box(ip), None, now))
+        });
+        stop.store(true, Ordering::Relaxed);
     });
     g.finish();
     c.final_summary();

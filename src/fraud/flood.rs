@@ -59,7 +59,10 @@ pub(crate) fn flood_reason_index(reason: &str) -> Option<usize> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FloodVerdict {
     /// Clicks from this source (and key, per key) within the window, this one included: never
-    /// below the true count, see [`FloodDetector`] for how far above.
+    /// below the true count while that is within the limit, see [`FloodDetector`] for how far
+    /// above. Past the limit it says only "more than the limit": each bucket's counter stops at
+    /// `limit + 1` (see *Saturation* there), so a source that sent 5 000 clicks in a minute may
+    /// read anything from `limit + 1` up.
     pub count: u32,
     /// The configured limit.
     pub limit: u32,
@@ -102,13 +105,24 @@ pub struct FloodVerdict {
 /// - **Window.** Time is cut into buckets of `B = ⌈W / 7⌉` ms; a check counts the clicks of
 ///   the current bucket and the 7 before it. So a click is counted for at least W (every `t <
 ///   t0 + 7B`) and never after `t0 + 8B`: with the 60 s default, between 60 and 69 s.
-/// - **No under-count, so a real flood is always flagged**: every click increments a counter
-///   in each of the `rows` rows (atomic `fetch_add`, never a lost update), and the count is
-///   the minimum over the rows, each of which is at least the source's true count. Under
-///   concurrency the count a call returns is read after all its increments: the i-th call
-///   (in the order they finish) sees at least i, so at most `limit` clicks of a source are
-///   left unflagged in a window, as when calls are sequential. Races can only *over*-count:
-///   a call may also see clicks of calls still in flight (at most one per other thread).
+/// - **No under-count below the limit, so a real flood is always flagged**: every click
+///   increments a counter in each of the `rows` rows (atomic `fetch_add`, never a lost
+///   update) unless that counter already holds more than `limit` clicks for its bucket
+///   (*Saturation*, below), and the count is the minimum over the rows, each of which is at
+///   least `min(true count, limit + 1)`. Under concurrency the count a call returns is read
+///   after all its increments: the i-th call (in the order they finish) sees at least
+///   `min(i, limit + 1)`, so at most `limit` clicks of a source are left unflagged in a
+///   window, as when calls are sequential. Races can only *over*-count: a call may also see
+///   clicks of calls still in flight (at most one per other thread).
+/// - **Saturation**: a counter that already holds more than `limit` clicks of its bucket is
+///   only read, not incremented. Every source counted there is past the limit in that row
+///   whatever the click adds (a row's count is the sum of its bucket counters), so every
+///   click of a source past the limit is still flagged, and no click is flagged that counting
+///   every click would not flag: an over-counted counter just stops growing into false flags
+///   for light sources sharing it. What it buys: during a flood the source's cache lines stop being written, so
+///   request threads serving it no longer bounce those lines between their cores (2 threads
+///   on one flooding source: 0.22× the time per check, BENCHMARKS.md). What it costs: past
+///   the limit, [`FloodVerdict::count`] no longer tells how far past.
 /// - **Over-count from the sketch** (a count-min sketch, Cormode & Muthukrishnan 2005,
 ///   without conservative update, which could under-count under concurrent updates): with
 ///   `T` = all clicks counted in the window from all sources, the count exceeds the true one
@@ -129,9 +143,11 @@ pub struct FloodVerdict {
 /// A check costs `rows` cache lines. The [`Gate`](crate::Gate) needs only the flag, so it stops
 /// reading counts at the first row within the limit (the minimum is then within it too): a
 /// click that is not part of a flood reads one row's counters (it still counts in every row).
-/// A counter saturates at 2³² − 1 clicks per bucket and a bucket number repeats every 2³²
-/// buckets (over 1 000 years at the default window); callers' clocks must agree to within a
-/// bucket.
+/// A counter holds at most `min(limit, 2³² − 2¹⁷) + 1` clicks per bucket, plus one per other
+/// thread in flight, so it never overflows into its bucket number (and a limit above
+/// 2³² − 2¹⁷ flags nothing); a bucket number repeats
+/// every 2³² buckets (over 1 000 years at the default window); callers' clocks must agree to
+/// within a bucket.
 pub struct FloodDetector {
     cells: Box<[Line]>,
     width: usize,
@@ -205,7 +221,7 @@ impl FloodDetector {
             seen[r] = self.cells[idx[r]].0[slot].load(Ordering::Relaxed);
         }
         for r in 0..self.rows {
-            bump(&self.cells[idx[r]].0[slot], b as u32, seen[r]);
+            bump(&self.cells[idx[r]].0[slot], b as u32, seen[r], self.limit);
         }
         (b, idx, keyed)
     }
@@ -332,14 +348,24 @@ fn reason(keyed: bool) -> &'static str {
     }
 }
 
+/// The most a counter is incremented to for a limit near `u32::MAX`, leaving room below 2³² for
+/// one click in flight per thread.
+const COUNT_CAP: u32 = u32::MAX - (1 << 17);
+
 /// Adds one click of bucket `tag` to a counter, resetting it first if it holds an older bucket;
-/// `v` is a recent value of the counter.
+/// `v` is a recent value of the counter. A counter already past `limit` for this bucket is left
+/// as it is: every source it counts is flagged whatever this click adds (see *Saturation* on
+/// [`FloodDetector`]).
 #[inline]
-fn bump(w: &AtomicU64, tag: u32, mut v: u64) {
+fn bump(w: &AtomicU64, tag: u32, mut v: u64, limit: u32) {
     loop {
         let t = (v >> 32) as u32;
         if t == tag {
-            w.fetch_add(1, Ordering::SeqCst);
+            // `v` may be stale, but within a bucket a counter only grows: if it was past the
+            // limit, it still is.
+            if v as u32 <= limit.min(COUNT_CAP) {
+                w.fetch_add(1, Ordering::SeqCst);
+            }
             return;
         }
         if v != 0 && (1..=64 * SLOTS as u32).contains(&t.wrapping_sub(tag)) {
@@ -529,7 +555,7 @@ mod tests {
     #[test]
     fn bump_resets_stale_and_keeps_newer() {
         let w = AtomicU64::new(0);
-        let bump = |w: &AtomicU64, tag| bump(w, tag, w.load(Ordering::Relaxed));
+        let bump = |w: &AtomicU64, tag| bump(w, tag, w.load(Ordering::Relaxed), u32::MAX - 1);
         bump(&w, 5);
         bump(&w, 5);
         assert_eq!(w.load(Ordering::Relaxed), 5 << 32 | 2);
@@ -541,6 +567,29 @@ mod tests {
         let w = AtomicU64::new(u64::from(u32::MAX) << 32 | 9);
         bump(&w, 7);
         assert_eq!(w.load(Ordering::Relaxed), 7 << 32 | 1);
+    }
+
+    #[test]
+    fn bump_stops_past_the_limit_and_resets_in_a_new_bucket() {
+        let w = AtomicU64::new(0);
+        let bump = |w: &AtomicU64, tag, limit| bump(w, tag, w.load(Ordering::Relaxed), limit);
+        for _ in 0..10 {
+            bump(&w, 5, 3);
+        }
+        assert_eq!(w.load(Ordering::Relaxed), 5 << 32 | 4, "stops at limit + 1");
+        // A stale read within the limit still counts (the counter only grows meanwhile).
+        super::bump(&w, 5, 5 << 32 | 2, 3);
+        assert_eq!(w.load(Ordering::Relaxed), 5 << 32 | 5);
+        bump(&w, 6, 3); // the next bucket's counter starts over
+        assert_eq!(w.load(Ordering::Relaxed), 6 << 32 | 1);
+        // A limit near u32::MAX: the count never reaches the bucket number's bits.
+        let w = AtomicU64::new(5 << 32 | u64::from(COUNT_CAP));
+        bump(&w, 5, u32::MAX);
+        bump(&w, 5, u32::MAX);
+        assert_eq!(
+            w.load(Ordering::Relaxed),
+            5 << 32 | u64::from(COUNT_CAP + 1)
+        );
     }
 
     #[test]
@@ -588,7 +637,7 @@ mod tests {
         let cell: [AtomicU64; SLOTS] = Default::default();
         for x in 0..20u64 {
             let w = &cell[(x % 8) as usize];
-            bump(w, x as u32, w.load(Ordering::Relaxed));
+            bump(w, x as u32, w.load(Ordering::Relaxed), u32::MAX - 1);
         }
         // Buckets 12..=19 are live at 19, one click each.
         assert_eq!(sum(&cell, 19), 8);
