@@ -119,10 +119,10 @@ pub struct FloodVerdict {
 ///   whatever the click adds (a row's count is the sum of its bucket counters), so every
 ///   click of a source past the limit is still flagged, and no click is flagged that counting
 ///   every click would not flag: an over-counted counter just stops growing into false flags
-///   for light sources sharing it. What it buys: during a flood the source's cache lines stop being written, so
-///   request threads serving it no longer bounce those lines between their cores (2 threads
-///   on one flooding source: 0.22× the time per check, BENCHMARKS.md). What it costs: past
-///   the limit, [`FloodVerdict::count`] no longer tells how far past.
+///   for light sources sharing it. What it buys: during a flood the source's cache lines stop
+///   being written, so request threads serving it no longer bounce those lines between their
+///   cores (2 threads on one flooding source: 0.09× the time per check, BENCHMARKS.md). What
+///   it costs: past the limit, [`FloodVerdict::count`] no longer tells how far past.
 /// - **Over-count from the sketch** (a count-min sketch, Cormode & Muthukrishnan 2005,
 ///   without conservative update, which could under-count under concurrent updates): with
 ///   `T` = all clicks counted in the window from all sources, the count exceeds the true one
@@ -145,9 +145,8 @@ pub struct FloodVerdict {
 /// click that is not part of a flood reads one row's counters (it still counts in every row).
 /// A counter holds at most `min(limit, 2³² − 2¹⁷) + 1` clicks per bucket, plus one per other
 /// thread in flight, so it never overflows into its bucket number (and a limit above
-/// 2³² − 2¹⁷ flags nothing); a bucket number repeats
-/// every 2³² buckets (over 1 000 years at the default window); callers' clocks must agree to
-/// within a bucket.
+/// 2³² − 2¹⁷ flags nothing); a bucket number repeats every 2³² buckets (over 1 000 years at
+/// the default window); callers' clocks must agree to within a bucket.
 pub struct FloodDetector {
     cells: Box<[Line]>,
     width: usize,
