@@ -141,8 +141,10 @@ pub struct FloodVerdict {
 /// bucket number is not the caller's is reset by the first click that finds it (one
 /// compare-exchange), so the state rotates with no clearing pass, no lock and no pause.
 /// A check costs `rows` cache lines. The [`Gate`](crate::Gate) needs only the flag, so it stops
-/// reading counts at the first row within the limit (the minimum is then within it too): a
-/// click that is not part of a flood reads one row's counters (it still counts in every row).
+/// reading counts at the first row within the limit (the minimum is then within it too), and a
+/// row's counters, newest bucket first, only until they pass the limit: a click that is not
+/// part of a flood reads one row's counters (it still counts in every row), and a flagged click
+/// of a flood one counter per row.
 /// A counter holds at most `min(limit, 2³² − 2¹⁷) + 1` clicks per bucket, plus one per other
 /// thread in flight, so it never overflows into its bucket number (and a limit above
 /// 2³² − 2¹⁷ flags nothing); a bucket number repeats every 2³² buckets (over 1 000 years at
@@ -182,8 +184,10 @@ impl FloodDetector {
 
     /// [`check`](Self::check) for a caller that needs only the flag: the reason if flagged.
     /// The click is counted in every row all the same; only the reading stops early, at the
-    /// first row whose count is within the limit (then so is the minimum). So a click that is
-    /// not part of a flood, nearly every click, reads one row's counters instead of all.
+    /// first row whose count is within the limit (then so is the minimum), and within a row at
+    /// the first bucket that takes its count past the limit. So a click that is not part of a
+    /// flood, nearly every click, reads one row's counters instead of all, and a click of a
+    /// flood one counter per row.
     #[inline]
     pub(crate) fn check_flag(
         &self,
@@ -195,7 +199,7 @@ impl FloodDetector {
         let limit = u64::from(self.limit);
         idx[..self.rows]
             .iter()
-            .all(|&i| sum(&self.cells[i].0, b) > limit)
+            .all(|&i| exceeds(&self.cells[i].0, b, limit))
             .then_some(reason(keyed))
     }
 
@@ -395,6 +399,21 @@ fn sum(cell: &[AtomicU64; SLOTS], b: u64) -> u64 {
         }
     }
     total
+}
+
+/// `sum(cell, b) > limit`, looking at the newest bucket alone first: a flooding source's counter
+/// for the current bucket is past the limit on its own (it saturates at `limit + 1`), so a
+/// flagged click of a flood reads one counter per row instead of eight. Otherwise the whole
+/// sum, as [`sum`] (a loop with an exit per bucket measured 3 % slower on the common path).
+#[inline]
+fn exceeds(cell: &[AtomicU64; SLOTS], b: u64, limit: u64) -> bool {
+    let v = cell[(b % SLOTS as u64) as usize].load(Ordering::SeqCst);
+    let newest = if (v >> 32) as u32 == b as u32 {
+        v & 0xffff_ffff
+    } else {
+        0
+    };
+    newest > limit || sum(cell, b) > limit
 }
 
 impl Default for FloodDetector {
@@ -643,5 +662,14 @@ mod tests {
         // At 25, buckets 18 and 19 only.
         assert_eq!(sum(&cell, 25), 2);
         assert_eq!(sum(&cell, 40), 0);
+        for b in [19, 25, 40] {
+            for limit in 0..10 {
+                assert_eq!(
+                    exceeds(&cell, b, limit),
+                    sum(&cell, b) > limit,
+                    "{b} {limit}"
+                );
+            }
+        }
     }
 }
