@@ -141,10 +141,10 @@ pub struct FloodVerdict {
 /// bucket number is not the caller's is reset by the first click that finds it (one
 /// compare-exchange), so the state rotates with no clearing pass, no lock and no pause.
 /// A check costs `rows` cache lines. The [`Gate`](crate::Gate) needs only the flag, so it stops
-/// reading counts at the first row within the limit (the minimum is then within it too), and a
-/// row's counters, newest bucket first, only until they pass the limit: a click that is not
-/// part of a flood reads one row's counters (it still counts in every row), and a flagged click
-/// of a flood one counter per row.
+/// reading counts at the first row within the limit (the minimum is then within it too), and
+/// takes a row whose newest bucket alone is past the limit as past it without reading its
+/// other buckets: a click that is not part of a flood reads one row's counters (it still
+/// counts in every row), and a flagged click of a flood one counter per row.
 /// A counter holds at most `min(limit, 2³² − 2¹⁷) + 1` clicks per bucket, plus one per other
 /// thread in flight, so it never overflows into its bucket number (and a limit above
 /// 2³² − 2¹⁷ flags nothing); a bucket number repeats every 2³² buckets (over 1 000 years at
@@ -184,10 +184,10 @@ impl FloodDetector {
 
     /// [`check`](Self::check) for a caller that needs only the flag: the reason if flagged.
     /// The click is counted in every row all the same; only the reading stops early, at the
-    /// first row whose count is within the limit (then so is the minimum), and within a row at
-    /// the first bucket that takes its count past the limit. So a click that is not part of a
-    /// flood, nearly every click, reads one row's counters instead of all, and a click of a
-    /// flood one counter per row.
+    /// first row whose count is within the limit (then so is the minimum), and a row whose
+    /// newest bucket alone is past the limit is not summed further. So a click that is not
+    /// part of a flood, nearly every click, reads one row's counters instead of all, and a
+    /// click of a flood one counter per row.
     #[inline]
     pub(crate) fn check_flag(
         &self,
